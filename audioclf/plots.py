@@ -1,0 +1,60 @@
+"""matplotlib figures written as PNG files for the run folder (no display needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: agents and CI have no display
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def class_histogram_png(counts: dict[str, int], path: Path, title: str) -> Path:
+    fig, ax = plt.subplots(figsize=(8, 4))
+    names = list(counts)
+    ax.bar(range(len(names)), [counts[n] for n in names], color="tab:blue")
+    ax.set_xticks(range(len(names)), names, rotation=35, ha="right")
+    ax.set_ylabel("clips")
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def confusion_matrix_png(matrix: np.ndarray, class_names: list[str], path: Path, title: str) -> Path:
+    """Rows are true classes, columns predictions; cells show counts, colour shows row-normalized recall."""
+    row_sums = matrix.sum(axis=1, keepdims=True)
+    share = np.divide(matrix, row_sums, out=np.zeros(matrix.shape, dtype=float), where=row_sums > 0)
+    size = max(5.0, 0.6 * len(class_names) + 2)
+    fig, ax = plt.subplots(figsize=(size + 1, size))
+    image = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    ticks = range(len(class_names))
+    ax.set_xticks(ticks, class_names, rotation=45, ha="right")
+    ax.set_yticks(ticks, class_names)
+    ax.set_xlabel("Predicted")
+    ax.set_ylabel("True")
+    ax.set_title(title)
+    for i in ticks:
+        for j in ticks:
+            ax.text(j, i, int(matrix[i, j]), ha="center", va="center", fontsize=8,
+                    color="white" if share[i, j] > 0.5 else "black")
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of true class")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def spectrogram_png(spec: np.ndarray, path: Path, title: str) -> Path:
+    fig, ax = plt.subplots(figsize=(6, 3))
+    ax.imshow(spec, origin="lower", aspect="auto", cmap="magma")
+    ax.set_xlabel("frame")
+    ax.set_ylabel("mel bin")
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path

@@ -1,0 +1,225 @@
+"""The run: one place decides what is live.
+
+Every stage gets a ``Run`` holding
+- a ClearML task: online when credentials are configured, otherwise a real
+  offline session (importable later with ``Task.import_offline_session``);
+- a local run folder for the files a person opens (PNG, CSV, JSON, the model);
+- a TensorBoard writer (created on demand) whose scalars ClearML also captures.
+
+Offline is chosen by ``--offline``, by ``CLEARML_OFFLINE_MODE=1``, or
+automatically when no credentials exist. With credentials but an unreachable
+server the SDK would retry for hours (CLEARML_NOTES.md section 8), so the
+retries are capped and the error names the host and the way to run offline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+# Imported here, before any stage parses its arguments: clearml patches argparse on import, and
+# Task.connect(parser) then records exactly the arguments that this parser parsed (under Args/).
+from clearml import Task
+from clearml.config import config_obj
+
+_OFFLINE_BANNER_SHOWN = False
+
+# Retry settings that turn "unreachable server" into an error in seconds rather than hours.
+_FAST_FAIL_HTTP = {"retries": {"total": 2, "connect": 2, "read": 2, "backoff_factor": 0.5, "backoff_max": 2}}
+
+
+def default_output_dir() -> Path:
+    """Where datasets and run folders go unless --output-dir says otherwise."""
+    return Path(os.environ.get("AUDIOCLF_HOME", "outputs"))
+
+
+def add_tracking_args(parser: argparse.ArgumentParser, stage: str) -> None:
+    """The arguments every stage shares: where it reports and where it writes."""
+    group = parser.add_argument_group("tracking and storage")
+    group.add_argument("--project", default="Audio Classification",
+                       help="ClearML project of the task and datasets (default: %(default)s)")
+    group.add_argument("--task-name", default=stage, help="ClearML task name (default: %(default)s)")
+    group.add_argument("--offline", action="store_true",
+                       help="run without a ClearML server: record an offline session and use the local "
+                            "dataset store (default: automatic when no ClearML credentials are configured)")
+    group.add_argument("--output-dir", type=Path, default=default_output_dir(),
+                       help="folder for the local dataset store and run folders "
+                            "(default: $AUDIOCLF_HOME or ./outputs, now %(default)s)")
+
+
+def clearml_configured() -> bool:
+    """True when ClearML credentials exist (env vars or a config file). Makes no network call."""
+    from clearml.backend_api.session.defs import ENV_ACCESS_KEY, ENV_AUTH_TOKEN, ENV_SECRET_KEY
+
+    if ENV_AUTH_TOKEN.get():
+        return True
+    key = ENV_ACCESS_KEY.get() or config_obj.get("api.credentials.access_key", None)
+    secret = ENV_SECRET_KEY.get() or config_obj.get("api.credentials.secret_key", None)
+    return bool(key and secret)
+
+
+def decide_offline(offline_flag: bool) -> tuple[bool, str]:
+    """(offline?, why) from the flag, the environment and the configured credentials."""
+    if offline_flag:
+        return True, "--offline was given"
+    if os.environ.get("CLEARML_OFFLINE_MODE", "").strip().lower() in {"1", "true", "yes", "on"}:
+        return True, "CLEARML_OFFLINE_MODE is set"
+    if not clearml_configured():
+        return True, "no ClearML credentials are configured (clearml.conf or CLEARML_API_* variables)"
+    return False, "ClearML credentials are configured"
+
+
+def _api_host() -> str:
+    from clearml.backend_api import Session
+
+    return str(Session.get_api_server_host())
+
+
+class Run:
+    """A stage's live reporting: ClearML task, TensorBoard and a local folder."""
+
+    def __init__(self, task, offline: bool, run_dir: Path, output_dir: Path):
+        self.task = task
+        self.offline = offline
+        self.run_dir = run_dir
+        self.output_dir = output_dir
+        self.logger = task.get_logger()
+        self._tb = None
+
+    # --- where things are ---------------------------------------------------
+    @property
+    def session_dir(self) -> Path | None:
+        """The offline session folder (None online)."""
+        return Path(self.task.get_offline_mode_folder()) if self.offline else None
+
+    def identity(self) -> dict:
+        """The task id and where its session lives, for a stage's result."""
+        return {"task_id": self.task.id, "offline": self.offline,
+                "session_dir": str(self.session_dir) if self.offline else None}
+
+    def web_url(self) -> str | None:
+        return None if self.offline else self.task.get_output_log_web_page()
+
+    def where(self) -> str:
+        if self.offline:
+            return f"run folder {self.run_dir}; ClearML offline session {self.session_dir}"
+        return f"run folder {self.run_dir}; ClearML {self.web_url()}"
+
+    # --- reporting ----------------------------------------------------------
+    @property
+    def tensorboard(self):
+        """A SummaryWriter in <run_dir>/tensorboard; ClearML captures what it writes."""
+        if self._tb is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._tb = SummaryWriter(log_dir=str(self.run_dir / "tensorboard"))
+        return self._tb
+
+    def scalar(self, tag: str, value: float, step: int) -> None:
+        """One scalar to TensorBoard ('loss/train' becomes ClearML title 'loss', series 'train')."""
+        self.tensorboard.add_scalar(tag, value, step)
+
+    def table(self, title: str, table: pd.DataFrame, csv_name: str | None = None) -> Path | None:
+        self.logger.report_table(title=title, series=title, iteration=0, table_plot=table)
+        if csv_name:
+            path = self.run_dir / csv_name
+            table.to_csv(path, index=False)
+            return path
+        return None
+
+    def output(self, name: str, value: str) -> None:
+        """Publish a value the next pipeline step reads (``${step.parameters.General/<name>}``)."""
+        self.task.set_parameter(f"General/{name}", value)
+
+    def artifact(self, name: str, obj) -> None:
+        self.task.upload_artifact(name=name, artifact_object=obj, wait_on_upload=self.offline)
+
+    def close(self) -> None:
+        if self._tb is not None:
+            self._tb.flush()
+            self._tb.close()
+            self._tb = None
+        self.task.flush(wait_for_uploads=True)
+        self.task.close()
+
+
+def start_run(
+    stage: str,
+    args: argparse.Namespace,
+    parser: argparse.ArgumentParser,
+    task_type: str = "data_processing",
+    tags: list[str] | None = None,
+) -> Run:
+    """Start the ClearML task (online or offline) and make the run folder.
+
+    Call it first thing in main(), right after parsing: ClearML records the
+    parsed arguments under ``Args/`` and, under an agent, replaces them in
+    ``args`` with the values set in the UI or by the pipeline.
+    """
+    global _OFFLINE_BANNER_SHOWN
+    offline, why = decide_offline(args.offline)
+    # Thread reporting instead of a subprocess: offline close() drops from ~10 s to 0 s and the
+    # git repository-detection hang goes away (CLEARML_NOTES.md section 0).
+    overrides: dict = {"sdk": {"development": {"report_use_subprocess": False}}}
+    if offline:
+        Task.set_offline(True)
+        if not _OFFLINE_BANNER_SHOWN:
+            print(f"ClearML: OFFLINE, because {why}. Nothing is sent to a server. Each stage records an "
+                  "offline session you can import later (README: 'From offline to a server'); datasets go "
+                  f"to the local store under {args.output_dir.resolve()}.", flush=True)
+            _OFFLINE_BANNER_SHOWN = True
+    else:
+        Task.set_offline(False)
+        overrides["api"] = {"http": _FAST_FAIL_HTTP}
+    config_obj.set_overrides(overrides)
+    Task._report_subprocess_enabled = False  # the deferred config above may already be resolved
+
+    try:
+        task = Task.init(
+            project_name=args.project,
+            task_name=args.task_name,
+            task_type=getattr(Task.TaskTypes, task_type),
+            tags=tags,
+            reuse_last_task_id=False,
+            auto_connect_arg_parser=False,  # connected explicitly below: only this stage's parser
+            # Models are registered explicitly (OutputModel auto-capture is broken offline);
+            # figures are reported explicitly too. TensorBoard stays captured.
+            auto_connect_frameworks={"pytorch": False, "matplotlib": False},
+            auto_resource_monitoring=not offline,
+        )
+    except Exception as exc:  # the SDK raises LoginError, ValueError, ConnectionError...
+        if offline:
+            raise
+        raise SystemExit(
+            f"error: cannot reach the ClearML server at {_api_host()} ({type(exc).__name__}: {exc}).\n"
+            "Check the server and your clearml.conf / CLEARML_API_* settings, or run without a server: "
+            "add --offline (or set CLEARML_OFFLINE_MODE=1)."
+        ) from exc
+    task.connect(parser, name="Args")
+
+    run_dir = args.output_dir / "runs" / f"{stage}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return Run(task, offline=offline, run_dir=run_dir.resolve(), output_dir=args.output_dir.resolve())
+
+
+def open_store(run: Run):
+    """The dataset store that matches the run: local offline, ClearML Datasets online."""
+    if run.offline:
+        from .store import LocalStore
+
+        return LocalStore(run.output_dir / "datasets")
+    from .clearml_store import ClearMLStore
+
+    return ClearMLStore()
+
+
+def fail(message: str) -> None:
+    """Exit with a one-line error on stderr (for bad input the user can fix)."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)

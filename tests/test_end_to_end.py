@@ -1,0 +1,204 @@
+"""The three stages and the pipeline on a tiny generated dataset, offline, asserting on what they write."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+import torch
+
+import get_data
+import pipeline
+import preprocessing
+import training
+from audioclf.models import load_model
+from audioclf.store import LocalStore
+
+REPO = Path(__file__).resolve().parents[1]
+NUM_CLIPS = 100  # every fold holds every class from 100 clips up
+
+
+def _session_events(session_dir: str) -> list[dict]:
+    """All events of an offline ClearML session: metrics.jsonl holds one JSON array per line."""
+    events = []
+    for line in (Path(session_dir) / "metrics.jsonl").read_text().splitlines():
+        if line.strip():
+            events.extend(json.loads(line))
+    return events
+
+
+def _tree_digest(folder: Path) -> dict[str, str]:
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def stages(tmp_path_factory):
+    """Run get_data -> preprocessing -> training through their main() functions, as a user would."""
+    out = tmp_path_factory.mktemp("outputs")
+    common = ["--offline", "--output-dir", str(out)]
+    raw = get_data.main(["--num-clips", str(NUM_CLIPS), "--seed", "3", "--workers", "1"] + common)
+    store = LocalStore(out / "datasets")
+    raw_digest_before = _tree_digest(store.root / raw["dataset_id"])
+    feats = preprocessing.main(["--dataset-id", raw["dataset_id"], "--device", "cpu"] + common)
+    train = training.main(["--dataset-id", feats["dataset_id"], "--epochs", "2", "--device", "cpu"] + common)
+    return {"out": out, "store": store, "raw": raw, "features": feats, "training": train,
+            "raw_digest_before": raw_digest_before}
+
+
+def test_get_data_registers_the_raw_dataset(stages):
+    raw = stages["raw"]
+    dataset = stages["store"].get(raw["dataset_id"])
+    table = dataset.read_table("metadata.csv")
+    assert raw["dataset_id"].startswith("local-")
+    assert len(table) == NUM_CLIPS == raw["num_clips"]
+    assert list(table.columns[:4]) == ["filepath", "fold", "label", "class"]
+    assert {"slice_file_name", "fsID", "salience", "classID"} <= set(table.columns)
+    assert sorted(table["fold"].unique()) == list(range(1, 11))
+    wavs = dataset.list_files("audio/fold*/*.wav")
+    assert sorted(wavs) == sorted(table["filepath"])
+    assert "metadata/UrbanSound8K.csv" in dataset.list_files()
+    assert Path(raw["histogram"]).is_file()
+    # The session holds the class histogram (a bar plot) and the metadata table artifact.
+    plots = [e for e in _session_events(raw["session_dir"]) if e["type"] == "plot"]
+    bars = [json.loads(e["plot_str"]) for e in plots if e["metric"] == "Class distribution"]
+    assert bars and bars[0]["data"][0]["type"] == "bar"
+    assert sum(sum(trace["y"]) for trace in bars[0]["data"]) == NUM_CLIPS
+    task = json.loads((Path(raw["session_dir"]) / "task.json").read_text())
+    assert "metadata" in [a["key"] for a in task["execution"]["artifacts"]]
+    assert task["hyperparams"]["General"]["dataset_id"]["value"] == raw["dataset_id"]
+    assert task["hyperparams"]["Args"]["num_clips"]["value"] == str(NUM_CLIPS)
+
+
+def test_features_dataset_is_a_child_that_adds_only_spectrograms(stages):
+    raw_id, feat_id = stages["raw"]["dataset_id"], stages["features"]["dataset_id"]
+    store = stages["store"]
+    child = store.get(feat_id)
+    assert feat_id != raw_id
+    assert child.parent_ids == [raw_id]
+    added = child.list_files(added_only=True)
+    assert not [f for f in added if f.endswith(".wav")], "the child must not hold copies of the audio"
+    assert not list((store.root / feat_id).rglob("*.wav"))
+    assert set(added) == {f"features/{Path(p).with_suffix('.npy').as_posix()}"
+                          for p in store.get(raw_id).list_files("audio/*")} | {"features.csv", "features.json"}
+    # The audio is inherited: it resolves into the parent's folder.
+    some_wav = child.list_files("audio/*")[0]
+    assert child.path(some_wav).is_relative_to(store.root / raw_id)
+    info = child.read_json("features.json")
+    assert info["raw_dataset_id"] == raw_id and info["dtype"] == "float16"
+    spec = np.load(child.path(child.read_table("features.csv")["feature_path"][0]))
+    assert spec.dtype == np.float16 and list(spec.shape) == info["shape"] == [64, 173]
+    assert np.isfinite(spec).all()
+
+
+def test_raw_dataset_is_never_modified(stages):
+    raw_folder = stages["store"].root / stages["raw"]["dataset_id"]
+    assert _tree_digest(raw_folder) == stages["raw_digest_before"]
+
+
+def test_training_writes_metrics_model_and_confusion_matrix(stages):
+    result = stages["training"]
+    run_dir = Path(result["run_dir"])
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert 0.0 <= metrics["test"]["accuracy"] <= 1.0
+    assert metrics["test"] == result["test"]
+    assert metrics["dataset_id"] == stages["features"]["dataset_id"]
+    assert metrics["test_fold"] == 10 and metrics["val_fold"] == 9
+    matrix = pd.read_csv(run_dir / "confusion_matrix.csv", index_col=0)
+    assert matrix.shape == (10, 10) and int(matrix.to_numpy().sum()) == metrics["num_test"]
+    assert (run_dir / "confusion_matrix.png").stat().st_size > 1000
+    assert list(run_dir.glob("tensorboard/events.out.tfevents.*"))
+
+    # The model file loads with weights_only=True and reproduces the reported test accuracy.
+    bundle = torch.load(run_dir / "model.pt", weights_only=True)
+    assert bundle["class_names"] == metrics["class_names"]
+    assert bundle["feature_config"]["n_mels"] == 64
+    model, _ = load_model(run_dir / "model.pt")
+    child = stages["store"].get(stages["features"]["dataset_id"])
+    index = child.read_table("features.csv")
+    test = index[index["fold"] == 10]
+    x = torch.stack([torch.from_numpy(np.load(child.path(p)).astype(np.float32)) for p in test["feature_path"]])
+    with torch.no_grad():
+        predicted = model(x).argmax(1).numpy()
+    assert np.mean(predicted == test["label"].to_numpy()) == pytest.approx(metrics["test"]["accuracy"])
+
+
+def test_training_session_holds_scalars_and_confusion_matrix(stages):
+    events = _session_events(stages["training"]["session_dir"])
+    scalars = {(e["metric"], e["variant"]) for e in events if e["type"] == "training_stats_scalar"}
+    for metric in ("loss", "accuracy", "f1_macro"):
+        assert {(metric, "train"), (metric, "val")} <= scalars
+    heatmaps = [json.loads(e["plot_str"]) for e in events
+                if e["type"] == "plot" and e["metric"] == "Confusion matrix"]
+    assert heatmaps, "no confusion matrix in the offline session"
+    trace = heatmaps[0]["data"][0]
+    assert trace["type"] == "heatmap"
+    assert trace["x"] == stages["training"]["class_names"]
+    assert sum(map(sum, trace["z"])) == stages["training"]["num_test"]
+    task = json.loads((Path(stages["training"]["session_dir"]) / "task.json").read_text())
+    assert {"model", "metrics"} <= {a["key"] for a in task["execution"]["artifacts"]}
+
+
+def test_each_stage_reruns_on_the_printed_id(stages):
+    """A stage can be rerun on the id the previous one printed: a second features dataset, same parent."""
+    out = stages["out"]
+    again = preprocessing.main(["--dataset-id", stages["raw"]["dataset_id"], "--device", "cpu", "--n-mels", "32",
+                                "--offline", "--output-dir", str(out)])
+    child = stages["store"].get(again["dataset_id"])
+    assert child.parent_ids == [stages["raw"]["dataset_id"]]
+    assert child.read_json("features.json")["shape"][0] == 32
+
+
+def test_unknown_dataset_id_is_a_clear_error(stages, capsys):
+    with pytest.raises(SystemExit) as exc:
+        training.main(["--dataset-id", "local-doesnotexist", "--offline", "--output-dir", str(stages["out"])])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "local-doesnotexist" in err and "local store" in err
+
+
+def test_pipeline_offline_hands_ids_from_step_to_step(tmp_path, capsys):
+    results = pipeline.main(["--offline", "--num-clips", "100", "--epochs", "1", "--device", "cpu",
+                             "--output-dir", str(tmp_path)])
+    store = LocalStore(tmp_path / "datasets")
+    raw_id, feat_id = results["get_data"]["dataset_id"], results["preprocessing"]["dataset_id"]
+    assert store.get(feat_id).parent_ids == [raw_id]
+    assert results["training"]["dataset_id"] == feat_id
+    printed = capsys.readouterr().out
+    assert raw_id in printed and feat_id in printed and results["training"]["run_dir"] in printed
+    assert "test accuracy:" in printed
+
+
+@pytest.mark.parametrize("script", ["get_data.py", "preprocessing.py", "training.py", "pipeline.py"])
+def test_each_script_has_help(script):
+    done = subprocess.run([sys.executable, str(REPO / script), "--help"], capture_output=True, text=True,
+                          cwd=REPO, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "usage:" in done.stdout and "--offline" in done.stdout
+
+
+def test_a_corrupt_clip_is_skipped_and_reported(tmp_path):
+    """A clip that does not decode is listed with its reason and left out; the run finishes."""
+    out = tmp_path / "outputs"
+    common = ["--offline", "--output-dir", str(out)]
+    raw = get_data.main(["--num-clips", "20", "--workers", "1"] + common)
+    store = LocalStore(out / "datasets")
+    victim = store.get(raw["dataset_id"]).list_files("audio/*")[0]
+    # Corrupt the stored copy (the test's own data) to simulate a truncated file.
+    path = store.get(raw["dataset_id"]).path(victim)
+    path.write_bytes(path.read_bytes()[:20])
+    with pytest.raises(sf.LibsndfileError):
+        sf.read(path)
+    feats = preprocessing.main(["--dataset-id", raw["dataset_id"], "--device", "cpu"] + common)
+    assert feats["num_skipped"] == 1 and feats["num_clips"] == 19
+    skipped = pd.read_csv(Path(feats["run_dir"]) / "skipped_clips.csv")
+    assert skipped["filepath"].tolist() == [victim]
+    index = store.get(feats["dataset_id"]).read_table("features.csv")
+    assert victim not in set(index["filepath"])
