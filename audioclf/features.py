@@ -42,7 +42,10 @@ class FeatureConfig:
             "n_fft": self.n_fft > 0,
             "hop_length": 0 < self.hop_length,
             "n_mels": 0 < self.n_mels <= self.n_fft // 2 + 1,
-            "duration_s": self.duration_s > 0,
+            # The STFT pads by n_fft // 2 on each side and needs more samples than that.
+            "duration_s": self.duration_s > 0
+            and (self.sample_rate <= 0 or round(self.sample_rate * self.duration_s) > self.n_fft // 2),
+            "f_min": 0 <= self.f_min < self.sample_rate / 2 or self.sample_rate <= 0,
             "f_max": self.f_max is None or self.f_min < self.f_max <= self.sample_rate / 2,
             "top_db": self.top_db is None or self.top_db > 0,
         }
@@ -60,7 +63,11 @@ class FeatureConfig:
         return 1 + self.num_samples // self.hop_length
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        values = asdict(self)
+        for name in ("f_min", "f_max", "duration_s", "top_db"):  # 4 and 4.0 are one config
+            if values[name] is not None:
+                values[name] = float(values[name])
+        return values
 
     @classmethod
     def from_dict(cls, values: dict) -> FeatureConfig:

@@ -7,6 +7,7 @@ state dict is all that prediction needs besides the feature config.
 
 from __future__ import annotations
 
+
 import torch
 from torch import nn
 from torchvision import models as tv
@@ -96,7 +97,10 @@ def save_model(path, model: AudioClassifier, class_names: list[str], feature_con
 
 def load_model(path, map_location: str | torch.device = "cpu") -> tuple[AudioClassifier, dict]:
     """Rebuild the model from a file written by save_model; returns (model in eval mode, the file's dict)."""
-    bundle = torch.load(path, map_location=map_location, weights_only=True)
+    try:
+        bundle = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # UnpicklingError, EOFError, RuntimeError, IndexError... from a non-model file
+        raise ValueError(f"{path} is not an audioclf model file (torch.load failed: {exc})") from exc
     if not isinstance(bundle, dict) or bundle.get("format") != MODEL_FORMAT:
         raise ValueError(f"{path} is not an audioclf model file (expected format {MODEL_FORMAT})")
     model = AudioClassifier(bundle["arch"], bundle["num_classes"])

@@ -135,6 +135,8 @@ class LocalDraft:
         ``move=True`` moves the bytes (for folders this program staged itself);
         otherwise they are copied and the source is left untouched.
         """
+        if not Path(source).is_dir():
+            raise NotADirectoryError(f"add_files takes a folder; {source} is not one")
         added = 0
         for src in sorted(p for p in Path(source).rglob("*") if p.is_file()):
             rel = (Path(dataset_path) / src.relative_to(source)).as_posix()
