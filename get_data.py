@@ -24,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="'synthetic' (generated, UrbanSound8K layout) or a folder in UrbanSound8K layout "
                              "(default: %(default)s)")
     parser.add_argument("--num-clips", type=int, default=1000,
-                        help="synthetic source: number of clips, 10..8732, mirroring the real fold and class "
+                        help="synthetic source: number of clips, 10..8690, mirroring the real fold and class "
                              "distribution (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="synthetic source: random seed (default: %(default)s)")
     parser.add_argument("--workers", type=int, default=2,

@@ -10,9 +10,10 @@ Design
   (hence :data:`MAX_CLIPS` is slightly below 8732).
 * **Audio is procedural.** Every class has a small parametric sound model (see
   ``_MODELS``) with randomised pitch, timing, loudness and timbre. A clip is that event
-  plus coloured background noise (and sometimes a faint event from another class) at
-  an SNR that depends on salience, so the task is learnable from log-mel spectrograms
-  without being trivial. No component exceeds ``0.45 * sample_rate``.
+  under a random EQ, plus coloured background noise at an SNR that depends on salience,
+  and in half the clips a second, no louder event from another class. A compact CNN on
+  log-mel spectrograms reaches roughly 80-90 % on held-out folds: learnable, not
+  trivial. No component exceeds ``0.45 * sample_rate``.
 * **Files are heterogeneous** like the real ones: sample rate, channel count and WAV
   subtype are drawn per clip with roughly the real frequencies.
 * **Determinism.** Each clip gets ``numpy.random.default_rng([seed, row])`` where
@@ -67,11 +68,7 @@ def _pool() -> pd.DataFrame:
     return df[df["fold"] == df["fsID"].map(home)][COLUMNS]
 
 
-def _max_clips() -> int:
-    return len(_pool())
-
-
-MAX_CLIPS = 8690  # == _max_clips(); kept literal so importing stays side-effect free
+MAX_CLIPS = 8690  # == len(_pool()); a literal so that importing reads no file
 
 
 def select_rows(num_clips: int, seed: int) -> pd.DataFrame:
@@ -105,7 +102,8 @@ def select_rows(num_clips: int, seed: int) -> pd.DataFrame:
 def _noise(n: int, sr: int, rng: np.random.Generator, slope: float = 0.0,
            lo: float = 20.0, hi: float = math.inf) -> np.ndarray:
     """Unit-RMS Gaussian noise with power ~ f**-slope inside [lo, min(hi, 0.45 sr)]."""
-    m = sfft.next_fast_len(max(n, 2), real=True)
+    # exactly n points (no fast-length padding): truncating would leak above the band
+    m = max(n, 2)
     f = np.fft.rfftfreq(m, 1.0 / sr)
     band = (f >= lo) & (f <= min(hi, _NYQ * sr))
     gain = np.zeros_like(f)
@@ -215,7 +213,8 @@ def _dog_bark(n: int, sr: int, rng: np.random.Generator) -> np.ndarray:
         drop = rng.uniform(0.5, 0.7)  # fast pitch fall
         f = f_hi * rng.uniform(0.9, 1.1) * (drop + (1 - drop) * np.exp(-t / rng.uniform(0.03, 0.08)))
         seg = _harmonics(f, sr, amps, rng) * _ramp(length, sr, 0.005, 0.0) * np.exp(-t / (length / sr / 3))
-        seg += rng.uniform(0.3, 1) * _noise(length, sr, rng, 0.5, 300, 6000) * np.exp(-t / 0.015)  # noisy onset
+        onset = _noise(length, sr, rng, 0.5, 300, 6000) * np.exp(-t / 0.015)  # noisy attack
+        seg += rng.uniform(0.3, 1) * onset
         _place(out, seg, pos)
         pos += length + int(rng.uniform(0.15, 0.6) * sr)
     return out
@@ -261,7 +260,8 @@ def _gun_shot(n: int, sr: int, rng: np.random.Generator) -> np.ndarray:
 def _jackhammer(n: int, sr: int, rng: np.random.Generator) -> np.ndarray:
     start, length = _span(n, sr, rng, 0.4)
     period = sr / rng.uniform(10, 25)
-    hits = start + np.arange(0, length, period) * (1 + 0.02 * rng.standard_normal())
+    hits = np.arange(0, length, period)
+    hits = start + hits + rng.normal(0, 0.03 * period, hits.size)  # slightly uneven strokes
     train = np.zeros(n)
     train[np.clip(hits.astype(int), 0, n - 1)] = rng.uniform(0.7, 1, hits.size)
     klen = max(2, int(0.06 * sr))
@@ -325,14 +325,21 @@ def _active_rms(x: np.ndarray, sr: int) -> float:
 
 def synthesize_clip(class_id: int, duration_s: float, sample_rate: int, channels: int,
                     salience: int, rng: np.random.Generator) -> np.ndarray:
-    """Return float32 audio of shape (frames, channels) in [-1, 1]."""
+    """Return float32 audio of shape (frames, channels) in [-1, 1].
+
+    ``frames = round(duration_s * sample_rate)``; salience 1 is foreground (SNR 0..20 dB
+    against the background), anything else background (-10..5 dB).
+    """
+    if not (0 <= class_id < len(_MODELS) and channels >= 1 and sample_rate > 0 and duration_s > 0):
+        raise ValueError(f"bad clip spec: class_id={class_id}, duration_s={duration_s}, "
+                         f"sample_rate={sample_rate}, channels={channels}")
     n, sr = max(1, round(duration_s * sample_rate)), sample_rate
     event = _MODELS[class_id](n, sr, rng)
     event /= _active_rms(event, sr)
     if rng.random() < 0.5:  # quieter unrelated event, as real street recordings often have
         other = int(rng.choice([c for c in range(len(_MODELS)) if c != class_id]))
         extra = _MODELS[other](n, sr, rng)
-        event += extra / _active_rms(extra, sr) * 10 ** (rng.uniform(-20, -3) / 20)
+        event += extra / _active_rms(extra, sr) * 10 ** (rng.uniform(-18, 0) / 20)
     event = _colour(event, sr, rng)
     snr_db = rng.uniform(0, 20) if salience == 1 else rng.uniform(-10, 5)
     noise = _noise(n, sr, rng, slope=rng.uniform(0.8, 2.0), hi=rng.uniform(0.3, 1) * _NYQ * sr)
@@ -345,7 +352,8 @@ def synthesize_clip(class_id: int, duration_s: float, sample_rate: int, channels
         d = int(rng.integers(0, int(0.0007 * sr) + 1))
         rho = rng.uniform(0.3, 0.9)
         other_noise = np.roll(noise, int(rng.integers(n // 3, 2 * n // 3 + 1)))
-        out[:, c] = (rng.uniform(0.6, 1.4) * np.concatenate([np.zeros(d), event[: n - d]])[:n]
+        # circular shifts keep every channel strictly band-limited
+        out[:, c] = (rng.uniform(0.6, 1.4) * np.roll(event, d)
                      + rho * noise + math.sqrt(1 - rho**2) * other_noise)
     peak = float(np.abs(out).max())
     target = min(0.99, 10 ** (rng.uniform(-24, -1) / 20))  # random overall loudness
@@ -402,6 +410,8 @@ def generate_dataset(root: Path | str, num_clips: int = 1000, seed: int = 0, wor
     (ValueError) rather than mixed with foreign files.
     """
     root = Path(root)
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
     table = select_rows(num_clips, seed)
     wanted = {"generator": "audioclf.synthetic", "version": GENERATOR_VERSION,
               "num_clips": int(num_clips), "seed": int(seed)}
