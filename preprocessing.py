@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> dict:
         config = feature_config_from(args)
         device = resolve_device(args.device)
         store = tracking.open_store(run)
-        raw = store.get(args.dataset_id)
+        raw = store.get(args.dataset_id, alias="raw_dataset")
         table = raw.read_table(metadata.METADATA_FILE)
         metadata.validate(table)
         class_names = metadata.class_names_of(table)

@@ -81,7 +81,8 @@ def _train(args: argparse.Namespace, run: tracking.Run) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
-    dataset = tracking.open_store(run).get(args.dataset_id)
+    dataset = tracking.open_store(run).get(args.dataset_id, alias="features_dataset",
+                                           needs=("features/*", FEATURES_INDEX, FEATURES_CONFIG))
     info = dataset.read_json(FEATURES_CONFIG)
     index = dataset.read_table(FEATURES_INDEX)
     class_names = info["class_names"]
@@ -112,7 +113,9 @@ def _train(args: argparse.Namespace, run: tracking.Run) -> dict:
     per_class = evaluation.per_class_table(y_true, y_pred, class_names)
 
     out = run.run_dir
-    evaluation.confusion_frame(matrix, class_names).to_csv(out / "confusion_matrix.csv")
+    confusion = evaluation.confusion_frame(matrix, class_names)
+    confusion.to_csv(out / "confusion_matrix.csv")
+    run.artifact("confusion_matrix", confusion)  # read back by the pipeline's cross-validation step
     plots.confusion_matrix_png(matrix, class_names, out / "confusion_matrix.png",
                                f"test fold {args.test_fold}: accuracy {test['accuracy']:.3f}")
     history.to_csv(out / "history.csv", index=False)

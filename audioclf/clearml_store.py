@@ -20,8 +20,9 @@ from clearml import Dataset
 class ClearMLDataset:
     """A finalized ClearML dataset; files are fetched on first use and cached by ClearML."""
 
-    def __init__(self, dataset: Dataset):
+    def __init__(self, dataset: Dataset, needs: tuple[str, ...] | None = None):
         self.dataset = dataset
+        self.needs = needs
         self._root: Path | None = None
 
     @property
@@ -37,8 +38,12 @@ class ClearMLDataset:
 
     def path(self, relpath: str) -> Path:
         if self._root is None:
-            # The merged, read-only local copy of this version and its parents.
-            self._root = Path(self.dataset.get_local_copy())
+            # The merged, read-only local copy. With ``needs`` only the chunks holding those files are
+            # fetched: training reads the spectrograms without downloading the parent's audio.
+            files = None
+            if self.needs:
+                files = sorted({f for pattern in self.needs for f in self.dataset.list_files(dataset_path=pattern)})
+            self._root = Path(self.dataset.get_local_copy(files=files) if files else self.dataset.get_local_copy())
         return self._root / relpath
 
     def read_table(self, relpath: str) -> pd.DataFrame:
@@ -99,5 +104,7 @@ class ClearMLStore:
                                  description=description)
         return ClearMLDraft(dataset)
 
-    def get(self, dataset_id: str) -> ClearMLDataset:
-        return ClearMLDataset(Dataset.get(dataset_id=dataset_id))
+    def get(self, dataset_id: str, alias: str | None = None, needs: tuple[str, ...] | None = None) -> ClearMLDataset:
+        """By id only, never "latest with this name". ``alias`` also records the id on the current task
+        (``Datasets/<alias>``) so the UI shows which dataset a run used."""
+        return ClearMLDataset(Dataset.get(dataset_id=dataset_id, alias=alias), needs=needs)

@@ -212,7 +212,8 @@ class LocalStore:
         )
         return LocalDraft(self, info, inherited)
 
-    def get(self, dataset_id: str) -> LocalDataset:
+    def get(self, dataset_id: str, alias: str | None = None, needs: tuple[str, ...] | None = None) -> LocalDataset:
+        """A finalized dataset by id. ``alias`` and ``needs`` matter only to ClearMLStore (all files are local here)."""
         meta = self.root / dataset_id / DATASET_FILE
         if not dataset_id or "/" in dataset_id or not meta.is_file():
             known = ", ".join(self.list_ids()[-5:]) or "none"

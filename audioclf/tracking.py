@@ -29,6 +29,7 @@ from clearml import Task
 from clearml.config import config_obj
 
 _OFFLINE_BANNER_SHOWN = False
+REQUIREMENTS_FILE = Path(__file__).resolve().parents[1] / "requirements.txt"
 
 # Retry settings that turn "unreachable server" into an error in seconds rather than hours.
 _FAST_FAIL_HTTP = {"retries": {"total": 2, "connect": 2, "read": 2, "backoff_factor": 0.5, "backoff_max": 2}}
@@ -48,6 +49,12 @@ def add_tracking_args(parser: argparse.ArgumentParser, stage: str) -> None:
     group.add_argument("--offline", action="store_true",
                        help="run without a ClearML server: record an offline session and use the local "
                             "dataset store (default: automatic when no ClearML credentials are configured)")
+    group.add_argument("--queue", default=None,
+                       help="enqueue this script on a ClearML agent queue instead of running it here "
+                            "(needs a server; default: run here)")
+    group.add_argument("--storage", default=None,
+                       help="where ClearML stores models and dataset files: s3://..., gs://..., azure://... or a "
+                            "shared path (default: the ClearML files server)")
     group.add_argument("--output-dir", type=Path, default=default_output_dir(),
                        help="folder for the local dataset store and run folders "
                             "(default: $AUDIOCLF_HOME or ./outputs, now %(default)s)")
@@ -84,12 +91,13 @@ def _api_host() -> str:
 class Run:
     """A stage's live reporting: ClearML task, TensorBoard and a local folder."""
 
-    def __init__(self, task, offline: bool, run_dir: Path, output_dir: Path):
+    def __init__(self, task, offline: bool, run_dir: Path, output_dir: Path, storage: str | None = None):
         self.task = task
         self.offline = offline
         self.run_dir = run_dir
         self.output_dir = output_dir
         self.logger = task.get_logger()
+        self.storage = storage  # output URI for ClearML models and datasets (None: the files server)
         self._tb = None
 
     # --- where things are ---------------------------------------------------
@@ -177,6 +185,10 @@ def start_run(
     else:
         Task.set_offline(False)
         overrides["api"] = {"http": _FAST_FAIL_HTTP}
+        # An agent installs what the task lists; Task.init alone would list only the imports it detects.
+        Task.force_requirements_env_freeze(force=True, requirements_file=str(REQUIREMENTS_FILE))
+    if args.queue and offline:
+        raise SystemExit(f"error: --queue {args.queue} needs a ClearML server, but this run is offline ({why}).")
     config_obj.set_overrides(overrides)
     Task._report_subprocess_enabled = False  # the deferred config above may already be resolved
 
@@ -192,6 +204,7 @@ def start_run(
             # figures are reported explicitly too. TensorBoard stays captured.
             auto_connect_frameworks={"pytorch": False, "matplotlib": False},
             auto_resource_monitoring=not offline,
+            output_uri=None if offline else (args.storage or True),
         )
     except Exception as exc:  # the SDK raises LoginError, ValueError, ConnectionError...
         if offline:
@@ -202,10 +215,14 @@ def start_run(
             "add --offline (or set CLEARML_OFFLINE_MODE=1)."
         ) from exc
     task.connect(parser, name="Args")
+    if args.queue:
+        # Stops here and exits; an agent on that queue runs main() again with the recorded arguments.
+        task.execute_remotely(queue_name=args.queue, exit_process=True)
 
     run_dir = args.output_dir / "runs" / f"{stage}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
     run_dir.mkdir(parents=True, exist_ok=True)
-    return Run(task, offline=offline, run_dir=run_dir.resolve(), output_dir=args.output_dir.resolve())
+    return Run(task, offline=offline, run_dir=run_dir.resolve(), output_dir=args.output_dir.resolve(),
+               storage=args.storage)
 
 
 def open_store(run: Run):
@@ -216,7 +233,7 @@ def open_store(run: Run):
         return LocalStore(run.output_dir / "datasets")
     from .clearml_store import ClearMLStore
 
-    return ClearMLStore()
+    return ClearMLStore(output_uri=run.storage)
 
 
 def fail(message: str) -> None:

@@ -1,0 +1,67 @@
+"""Cross-validation over the predefined folds: per-fold results -> one report.
+
+Used by the pipeline's aggregation step (one training task per test fold, read
+back from ClearML) and by anything that has the per-fold metrics and confusion
+matrices in hand.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+def summarize_folds(per_fold: list[dict], matrices: list[np.ndarray]) -> tuple[pd.DataFrame, dict, np.ndarray]:
+    """per_fold: each training run's metrics (test_fold and test accuracy/f1_macro).
+
+    Returns the per-fold table, the mean and std (population std over folds, as
+    UrbanSound8K papers report), and the summed confusion matrix.
+    """
+    if not per_fold:
+        raise ValueError("no folds to summarize")
+    if len(per_fold) != len(matrices):
+        raise ValueError(f"{len(per_fold)} fold results but {len(matrices)} confusion matrices")
+    shapes = {m.shape for m in matrices}
+    if len(shapes) != 1:
+        raise ValueError(f"confusion matrices differ in shape: {sorted(shapes)}")
+    table = pd.DataFrame([{"test_fold": int(m["test_fold"]), "accuracy": float(m["test"]["accuracy"]),
+                           "f1_macro": float(m["test"]["f1_macro"]), "num_test": int(m.get("num_test", 0))}
+                          for m in per_fold]).sort_values("test_fold").reset_index(drop=True)
+    if table["test_fold"].duplicated().any():
+        raise ValueError(f"a test fold appears twice: {table['test_fold'].tolist()}")
+    summary = {"folds": table["test_fold"].tolist()}
+    for name in ("accuracy", "f1_macro"):
+        summary[f"{name}_mean"] = float(table[name].mean())
+        summary[f"{name}_std"] = float(table[name].std(ddof=0))
+    return table, summary, np.sum(matrices, axis=0)
+
+
+def load_run_dirs(run_dirs: list[Path]) -> tuple[list[dict], list[np.ndarray], list[str]]:
+    """Per-fold metrics and confusion matrices from training run folders (metrics.json, confusion_matrix.csv)."""
+    per_fold, matrices, class_names = [], [], []
+    for run_dir in run_dirs:
+        metrics_file, matrix_file = Path(run_dir) / "metrics.json", Path(run_dir) / "confusion_matrix.csv"
+        if not metrics_file.is_file() or not matrix_file.is_file():
+            raise ValueError(f"{run_dir} is not a finished training run folder (metrics.json, confusion_matrix.csv)")
+        per_fold.append(json.loads(metrics_file.read_text()))
+        frame = pd.read_csv(matrix_file, index_col=0)
+        matrices.append(frame.to_numpy(dtype=np.int64))
+        class_names = class_names or list(frame.columns)
+    return per_fold, matrices, class_names
+
+
+def load_tasks(task_ids: list[str]) -> tuple[list[dict], list[np.ndarray], list[str]]:
+    """The same from ClearML training tasks (their ``metrics`` and ``confusion_matrix`` artifacts)."""
+    from clearml import Task
+
+    per_fold, matrices, class_names = [], [], []
+    for task_id in task_ids:
+        task = Task.get_task(task_id=task_id)
+        per_fold.append(task.artifacts["metrics"].get())
+        frame = task.artifacts["confusion_matrix"].get()  # index: true class, columns: predicted
+        matrices.append(np.asarray(frame.to_numpy(), dtype=np.int64))
+        class_names = class_names or [str(c) for c in frame.columns]
+    return per_fold, matrices, class_names

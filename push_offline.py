@@ -1,0 +1,49 @@
+"""Push offline results to a ClearML server: local datasets (lineage kept) and offline task sessions.
+
+    python push_offline.py                                  # every dataset in ./outputs/datasets
+    python push_offline.py --sessions ~/.clearml/cache/offline/offline-*/
+    python push_offline.py --datasets local-1a2b... --output-dir /data/outputs
+
+Needs a configured server (clearml-init or CLEARML_API_* variables). Datasets
+are created parents first, each child with its parent's new id, so the
+features dataset again uploads only the spectrograms. The local -> ClearML id
+mapping is written to <store>/clearml_ids.json; a rerun skips what is there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from audioclf import sync, tracking
+from audioclf.store import LocalStore
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--output-dir", type=Path, default=tracking.default_output_dir(),
+                        help="the folder whose datasets/ holds the local store (default: %(default)s)")
+    parser.add_argument("--datasets", nargs="*", default=None,
+                        help="local dataset ids to push, with their ancestors (default: all)")
+    parser.add_argument("--sessions", nargs="*", type=Path, default=[],
+                        help="offline session folders or zips to import as tasks (default: none)")
+    parser.add_argument("--no-datasets", action="store_true", help="import sessions only")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = build_parser().parse_args(argv)
+    if not tracking.clearml_configured():
+        tracking.fail("no ClearML server is configured: run clearml-init or set CLEARML_API_HOST, "
+                      "CLEARML_API_ACCESS_KEY and CLEARML_API_SECRET_KEY first")
+    result = {"datasets": {}, "sessions": {}}
+    if not args.no_datasets:
+        result["datasets"] = sync.push_datasets(LocalStore(args.output_dir / "datasets"), args.datasets)
+    if args.sessions:
+        result["sessions"] = sync.import_sessions(args.sessions)
+    return result
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
