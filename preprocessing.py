@@ -14,6 +14,7 @@ for training.py.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 
@@ -53,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     run_opts.add_argument("--device", default="auto", help="'auto' (CUDA when available), 'cpu' or 'cuda' (default: %(default)s)")
     run_opts.add_argument("--batch-size", type=int, default=64,
                           help="clips per mel batch; bounds memory (default: %(default)s)")
-    run_opts.add_argument("--workers", type=int, default=2, help="decoding threads (default: %(default)s)")
+    run_opts.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                          help="decoding threads (default: every core, here %(default)s)")
     run_opts.add_argument("--debug-samples", type=int, default=4,
                           help="spectrogram images and their audio logged to ClearML (default: %(default)s)")
     parser.add_argument("--dataset-name", default="UrbanSound8K features",

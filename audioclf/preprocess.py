@@ -1,8 +1,8 @@
 """Clips -> log-mel spectrograms, in bounded chunks, skipping what is already done.
 
 Per chunk of ``batch_size`` clips: decode + mono + resample + fit length in a
-thread pool (libsndfile and torch release the GIL), then one batched mel
-transform on the device, then one float16 ``.npy`` per clip. Each file is
+thread pool (libsndfile and libsoxr release the GIL), a chunk or two ahead of
+one batched mel transform on the device, then one float16 ``.npy`` per clip. Each file is
 written under a temporary name and renamed, so an interrupted run leaves only
 whole files, and a rerun into the same folder skips them. Memory holds one
 chunk, whatever the dataset's size.
@@ -11,9 +11,11 @@ chunk, whatever the dataset's size.
 from __future__ import annotations
 
 import os
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +39,9 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
     with open(tmp, "wb") as fh:
         np.save(fh, array)
     os.replace(tmp, path)
+
+
+IN_FLIGHT = 2  # chunks being decoded while one is transformed
 
 
 def _chunks(items: list, size: int) -> Iterator[list]:
@@ -68,10 +73,20 @@ def extract_features(
             return exc
 
     bar = tqdm(total=len(clips), initial=report.reused, unit="clip", desc="log-mel", disable=not progress)
+    chunks = _chunks(todo, batch_size)
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool, torch.inference_mode():
-        for chunk in _chunks(todo, batch_size):
+        # Decoding runs IN_FLIGHT chunks ahead of the mel transform, so the cores never wait for
+        # each other, and at most IN_FLIGHT + 1 chunks of audio are held in memory.
+        pending: deque = deque()
+        for chunk in islice(chunks, IN_FLIGHT):
+            pending.append((chunk, [pool.submit(load, clip) for clip in chunk]))
+        while pending:
+            chunk, futures = pending.popleft()
+            for nxt in islice(chunks, 1):
+                pending.append((nxt, [pool.submit(load, clip) for clip in nxt]))
             waves, kept = [], []
-            for clip, wave in zip(chunk, pool.map(load, chunk)):
+            for clip, future in zip(chunk, futures):
+                wave = future.result()
                 if isinstance(wave, AudioDecodeError):
                     report.skipped.append((clip[0], wave.reason))
                     if on_skip:
