@@ -5,18 +5,17 @@
 
 The pipeline runs it as its last step when it trains one model per test fold
 (``pipeline.py --folds all``). Writes cross_validation.json, per_fold.csv and
-the summed confusion matrix (PNG and CSV) to its run folder, and reports the
+the summed confusion matrix (confusion_matrix_all_folds.png/.csv) to its run folder, and reports the
 same to ClearML.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
-from audioclf import crossval, evaluation, plots, tracking
+from audioclf import crossval, tracking
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,34 +36,13 @@ def main(argv: list[str] | None = None) -> dict:
             loaded = crossval.load_tasks([t.strip() for t in args.training_tasks.split(",") if t.strip()])
         else:
             loaded = crossval.load_run_dirs(args.run_dirs)
-        per_fold, matrices, class_names = loaded
-        table, summary, total = crossval.summarize_folds(per_fold, matrices)
+        result = crossval.report(run, *loaded)
     except (ValueError, LookupError) as exc:
-        run.close()
         tracking.fail(str(exc))
-
-    out = run.run_dir
-    run.table("Cross-validation per fold", table, csv_name="per_fold.csv")
-    for key, value in summary.items():
-        if key != "folds":
-            run.logger.report_single_value(key, value)
-    run.logger.report_confusion_matrix(
-        title="Confusion matrix", series="all folds summed", matrix=total, iteration=0, xaxis="Predicted",
-        yaxis="True", xlabels=class_names, ylabels=class_names, yaxis_reversed=True)
-    frame = evaluation.confusion_frame(total, class_names)
-    frame.to_csv(out / "confusion_matrix.csv")
-    plots.confusion_matrix_png(total, class_names, out / "confusion_matrix.png",
-                               f"{len(table)} folds: accuracy {summary['accuracy_mean']:.3f} "
-                               f"± {summary['accuracy_std']:.3f}")
-    result = {**summary, "per_fold": table.to_dict(orient="records")}
-    (out / "cross_validation.json").write_text(json.dumps(result, indent=2) + "\n")
-    run.artifact("cross_validation", result)
-    run.artifact("confusion_matrix", frame)
-    run.close()
-    print(f"cross-validation over folds {summary['folds']}: accuracy {summary['accuracy_mean']:.4f} "
-          f"± {summary['accuracy_std']:.4f}, macro-F1 {summary['f1_macro_mean']:.4f} ± {summary['f1_macro_std']:.4f}")
+    finally:  # on success, on a bad input and on Ctrl-C alike: the session is closed
+        run.close()
     print(f"results: {run.where()}")
-    return {**result, "run_dir": str(out), **run.identity()}
+    return {**result, "run_dir": str(run.run_dir), **run.identity()}
 
 
 if __name__ == "__main__":

@@ -62,9 +62,9 @@ def main(argv: list[str] | None = None) -> dict:
         result = {"dataset_id": dataset.id, "num_clips": len(table), "classes": class_names,
                   "histogram": str(png), "run_dir": str(run.run_dir), **run.identity()}
     except (sources.SourceError, metadata.MetadataError) as exc:
-        run.close()
         tracking.fail(str(exc))
-    run.close()
+    finally:  # on success, on a bad input and on Ctrl-C alike: the session is closed
+        run.close()
     print(f"raw dataset id: {dataset.id}  ({len(table)} clips, {len(class_names)} classes)")
     print(f"results: {run.where()}")
     return result

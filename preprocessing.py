@@ -120,9 +120,9 @@ def main(argv: list[str] | None = None) -> dict:
                   "num_skipped": len(skipped), "computed": report.computed, "reused": report.reused,
                   "run_dir": str(run.run_dir), **run.identity()}
     except (ValueError, LookupError) as exc:
-        run.close()
         tracking.fail(str(exc))
-    run.close()
+    finally:  # on success, on a bad input and on Ctrl-C alike: the session is closed
+        run.close()
     print(f"features dataset id: {dataset.id}  (child of {raw.id}; {len(index)} clips, {len(skipped)} skipped)")
     print(f"results: {run.where()}")
     return result

@@ -2,15 +2,19 @@
 
     python training.py --dataset-id <features id printed by preprocessing.py>
     python training.py --dataset-id <id> --model resnet18 --epochs 40 --test-fold 1
+    python training.py --dataset-id <id> --folds all          # 10-fold cross-validation
+    python training.py --dataset-id <id> --resume outputs/runs/training-.../checkpoint.pt
 
 Splits by UrbanSound8K's predefined folds: the test fold (default 10) and a
 validation fold (default: the fold before it) are kept apart from training.
-Per epoch, training and validation loss, accuracy and macro-F1 go to
-TensorBoard and ClearML. The weights with the best validation accuracy are
-tested once on the test fold. The run folder receives metrics.json, the
-confusion matrix (PNG and CSV), per-class precision/recall, the epoch history,
-the TensorBoard events and model.pt (weights, architecture, class names and the
-feature config; loads with torch.load(weights_only=True)).
+Per epoch, training and validation loss, accuracy and macro-F1 and the learning
+rate go to TensorBoard and ClearML; a checkpoint is written after each epoch.
+The weights with the best validation accuracy are tested once on the test
+fold. The run folder receives metrics.json, the confusion matrix (PNG and CSV),
+per-class precision/recall, the epoch history, the TensorBoard events and
+model.pt (weights, architecture, class names and the feature config; loads with
+torch.load(weights_only=True)). With several folds each gets a fold_<k>/
+folder and the run reports mean ± std and the summed confusion matrix.
 """
 
 from __future__ import annotations
@@ -19,43 +23,71 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 
-import numpy as np
 import torch
 
-from audioclf import evaluation, plots, tracking
+from audioclf import crossval, evaluation, plots, tracking
 from audioclf.device import resolve_device
 from audioclf.models import ARCHITECTURES, AudioClassifier, save_model
-from audioclf.trainer import TrainConfig, default_val_fold, fit, load_features, predict_logits, split_by_fold
+from audioclf.trainer import (TrainConfig, default_val_fold, fit, load_checkpoint, load_features,
+                              predict_logits, split_by_fold)
 
 FEATURES_INDEX = "features.csv"
 FEATURES_CONFIG = "features.json"
 _DEFAULTS = TrainConfig()
 
 
+def parse_folds(value: str) -> list[int]:
+    """'all' -> every fold of the dataset (resolved later: []); '1,2,3' -> [1, 2, 3]."""
+    if value == "all":
+        return []
+    try:
+        return sorted({int(v) for v in value.split(",") if v.strip()})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--folds takes 'all' or fold numbers like 1,2,3; got {value!r}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset-id", required=True, help="id of the features dataset (printed by preprocessing.py)")
     parser.add_argument("--model", choices=ARCHITECTURES, default=_DEFAULTS.arch,
-                        help="'compact': a small CNN that trains in minutes on a CPU; 'resnet18': torchvision "
-                             "ResNet-18 with a 1-channel stem, as in the seed (default: %(default)s)")
-    parser.add_argument("--test-fold", type=int, default=10, help="fold held out for testing (default: %(default)s)")
-    parser.add_argument("--val-fold", type=int, default=None,
-                        help="fold used to pick the best epoch (default: the fold before the test fold)")
-    parser.add_argument("--epochs", type=int, default=_DEFAULTS.epochs, help="maximum epochs (default: %(default)s)")
-    parser.add_argument("--batch-size", type=int, default=_DEFAULTS.batch_size, help="(default: %(default)s)")
-    parser.add_argument("--lr", type=float, default=_DEFAULTS.lr,
-                        help="peak learning rate of the one-cycle schedule, AdamW (default: %(default)s)")
-    parser.add_argument("--weight-decay", type=float, default=_DEFAULTS.weight_decay, help="(default: %(default)s)")
-    parser.add_argument("--label-smoothing", type=float, default=_DEFAULTS.label_smoothing, help="(default: %(default)s)")
-    parser.add_argument("--patience", type=int, default=_DEFAULTS.patience,
-                        help="stop after this many epochs without a better validation accuracy (default: %(default)s)")
-    parser.add_argument("--no-augment", action="store_true",
-                        help="disable the time-shift and SpecAugment masks applied to training batches")
-    parser.add_argument("--seed", type=int, default=_DEFAULTS.seed, help="(default: %(default)s)")
-    parser.add_argument("--device", default="auto", help="'auto' (CUDA when available), 'cpu' or 'cuda' (default: %(default)s)")
-    parser.add_argument("--threads", type=int, default=0,
-                        help="CPU threads for torch; 0 keeps torch's default (default: %(default)s)")
+                        help="'compact': a small CNN that trains in minutes on a CPU; the others are torchvision "
+                             "backbones with a 1-channel stem (resnet18 as in the seed) (default: %(default)s)")
+    parser.add_argument("--pretrained", action="store_true",
+                        help="start from torchvision's ImageNet weights (needs a download; see --weights)")
+    parser.add_argument("--weights", default=None,
+                        help="start from a local torchvision ImageNet state dict of the same architecture")
+    folds = parser.add_argument_group("folds")
+    folds.add_argument("--test-fold", type=int, default=10, help="fold held out for testing (default: %(default)s)")
+    folds.add_argument("--val-fold", type=int, default=None,
+                       help="fold used to pick the best epoch (default: the fold before the test fold)")
+    folds.add_argument("--folds", type=parse_folds, default=None,
+                       help="cross-validation: 'all' or a list like 1,2,3 of test folds, one model each, each with "
+                            "the fold before it for validation (default: only --test-fold)")
+    opt = parser.add_argument_group("optimisation")
+    opt.add_argument("--epochs", type=int, default=_DEFAULTS.epochs, help="maximum epochs (default: %(default)s)")
+    opt.add_argument("--batch-size", type=int, default=_DEFAULTS.batch_size, help="(default: %(default)s)")
+    opt.add_argument("--lr", type=float, default=_DEFAULTS.lr,
+                     help="peak learning rate of the one-cycle schedule, AdamW (default: %(default)s)")
+    opt.add_argument("--weight-decay", type=float, default=_DEFAULTS.weight_decay, help="(default: %(default)s)")
+    opt.add_argument("--label-smoothing", type=float, default=_DEFAULTS.label_smoothing, help="(default: %(default)s)")
+    opt.add_argument("--patience", type=int, default=_DEFAULTS.patience,
+                     help="stop after this many epochs without a better validation accuracy (default: %(default)s)")
+    opt.add_argument("--no-augment", action="store_true",
+                     help="disable the time-shift and SpecAugment masks applied to training batches")
+    opt.add_argument("--mixup", type=float, default=_DEFAULTS.mixup,
+                     help="mixup alpha for training batches; 0 turns it off (default: %(default)s)")
+    opt.add_argument("--seed", type=int, default=_DEFAULTS.seed, help="(default: %(default)s)")
+    opt.add_argument("--resume", type=Path, default=None,
+                     help="continue from a checkpoint.pt written by an interrupted run with the same arguments")
+    hw = parser.add_argument_group("hardware")
+    hw.add_argument("--device", default="auto", help="'auto' (CUDA when available), 'cpu' or 'cuda' (default: %(default)s)")
+    hw.add_argument("--no-amp", action="store_true", help="train in float32 on the GPU instead of bf16 autocast")
+    hw.add_argument("--channels-last", action="store_true", help="NHWC memory format (measure before using)")
+    hw.add_argument("--compile", action="store_true", help="torch.compile the model")
+    hw.add_argument("--threads", type=int, default=0,
+                    help="CPU threads for torch; 0 keeps torch's default (default: %(default)s)")
     tracking.add_tracking_args(parser, stage="training")
     return parser
 
@@ -65,19 +97,23 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     run = tracking.start_run("training", args, parser, task_type="training")
     try:
-        result = _train(args, run)
+        result = _train_all(args, run)
     except (ValueError, LookupError) as exc:
-        run.close()
         tracking.fail(str(exc))
-    run.close()
-    test = result["test"]
-    print(f"test fold {result['test_fold']}: accuracy {test['accuracy']:.4f}, macro-F1 {test['f1_macro']:.4f}")
-    print(f"model: {result['model_path']}")
+    finally:  # on success, on a bad input and on Ctrl-C alike: the session is closed
+        run.close()
+    if "cross_validation" in result:
+        cv = result["cross_validation"]
+        print(f"cross-validation: accuracy {cv['accuracy_mean']:.4f} ± {cv['accuracy_std']:.4f}")
+    else:
+        test = result["test"]
+        print(f"test fold {result['test_fold']}: accuracy {test['accuracy']:.4f}, macro-F1 {test['f1_macro']:.4f}")
+        print(f"model: {result['model_path']}")
     print(f"results: {run.where()}")
     return result
 
 
-def _train(args: argparse.Namespace, run: tracking.Run) -> dict:
+def _train_all(args: argparse.Namespace, run: tracking.Run) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
@@ -85,62 +121,90 @@ def _train(args: argparse.Namespace, run: tracking.Run) -> dict:
                                            needs=("features/*", FEATURES_INDEX, FEATURES_CONFIG))
     info = dataset.read_json(FEATURES_CONFIG)
     index = dataset.read_table(FEATURES_INDEX)
-    class_names = info["class_names"]
-    folds = index["fold"].to_numpy()
-    val_fold = args.val_fold if args.val_fold is not None else default_val_fold(args.test_fold, sorted(set(folds)))
-    val_fold = int(val_fold)
-    split = split_by_fold(folds, args.test_fold, val_fold)
-    print(f"training {args.model} on {len(split.train)} clips (validation fold {val_fold}: {len(split.val)}, "
-          f"test fold {args.test_fold}: {len(split.test)}) on {device}")
-
+    available = sorted(int(f) for f in index["fold"].unique())
+    folds = [args.test_fold] if args.folds is None else (args.folds or available)
+    if args.resume and len(folds) > 1:
+        raise ValueError("--resume continues one training run; run the remaining folds one by one with --test-fold")
     x = load_features(dataset.path, index["feature_path"].tolist(), tuple(info["shape"]))
     y = torch.from_numpy(index["label"].to_numpy()).long()
+    common = {"dataset_id": dataset.id, "index": index, "info": info, "x": x, "y": y, "device": device}
+    if len(folds) == 1:
+        result = _train_fold(args, run, folds[0], args.val_fold, run.run_dir, "", **common)
+        result.pop("confusion_matrix")
+        return {**result, **run.identity()}
+
+    per_fold, matrices = [], []
+    for fold in folds:
+        out = run.run_dir / f"fold_{fold}"
+        out.mkdir(exist_ok=True)
+        print(f"\n--- test fold {fold} ---")
+        result = _train_fold(args, run, fold, None, out, f"_fold{fold}", **common)
+        per_fold.append(result)
+        matrices.append(result.pop("confusion_matrix"))
+    cv = crossval.report(run, per_fold, matrices, info["class_names"])
+    return {"cross_validation": cv, "folds": per_fold, "run_dir": str(run.run_dir), **run.identity()}
+
+
+def _train_fold(args: argparse.Namespace, run: tracking.Run, test_fold: int, val_fold: int | None, out: Path,
+                tag: str, dataset_id: str, index, info: dict, x: torch.Tensor, y: torch.Tensor,
+                device: torch.device) -> dict:
+    """Train and test one model; ``tag`` suffixes its scalar series (loss/train_fold3) in a cross-validation."""
+    class_names = info["class_names"]
+    folds = index["fold"].to_numpy()
+    val_fold = int(val_fold if val_fold is not None else default_val_fold(test_fold, sorted(set(folds))))
+    split = split_by_fold(folds, test_fold, val_fold)
+    print(f"training {args.model} on {len(split.train)} clips (validation fold {val_fold}: {len(split.val)}, "
+          f"test fold {test_fold}: {len(split.test)}) on {device}")
     cfg = TrainConfig(arch=args.model, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                      weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
-                      patience=args.patience, augment=not args.no_augment, seed=args.seed)
-    model = AudioClassifier(cfg.arch, len(class_names))
+                      weight_decay=args.weight_decay, label_smoothing=args.label_smoothing, patience=args.patience,
+                      augment=not args.no_augment, mixup=args.mixup, amp=not args.no_amp,
+                      channels_last=args.channels_last, compile=args.compile, seed=args.seed)
+    model = AudioClassifier(cfg.arch, len(class_names), pretrained=args.pretrained, weights_file=args.weights)
+    resume = load_checkpoint(args.resume) if args.resume else None
     started = time.time()
-    best, history = fit(model, x, y, split, cfg, device, run.scalar)
+    best, history = fit(model, x, y, split, cfg, device, lambda t, v, s: run.scalar(t + tag, v, s),
+                        checkpoint_path=out / "checkpoint.pt", resume=resume)
     train_seconds = time.time() - started
     model.load_state_dict(best["state"])
 
     # Test once, with the weights chosen on the validation fold.
-    test_x = x[torch.from_numpy(split.test)]
     y_true = y[torch.from_numpy(split.test)].numpy()
-    y_pred = predict_logits(model, test_x, device).argmax(1).numpy()
+    y_pred = predict_logits(model, x[torch.from_numpy(split.test)], device, amp=cfg.amp).argmax(1).numpy()
     test = evaluation.summary(y_true, y_pred)
     matrix = evaluation.confusion(y_true, y_pred, len(class_names))
-    per_class = evaluation.per_class_table(y_true, y_pred, class_names)
+    series = f"test fold {test_fold}"
 
-    out = run.run_dir
     confusion = evaluation.confusion_frame(matrix, class_names)
     confusion.to_csv(out / "confusion_matrix.csv")
-    run.artifact("confusion_matrix", confusion)  # read back by the pipeline's cross-validation step
     plots.confusion_matrix_png(matrix, class_names, out / "confusion_matrix.png",
-                               f"test fold {args.test_fold}: accuracy {test['accuracy']:.3f}")
+                               f"{series}: accuracy {test['accuracy']:.3f}")
     history.to_csv(out / "history.csv", index=False)
     run.logger.report_confusion_matrix(
-        title="Confusion matrix", series=f"test fold {args.test_fold}", matrix=matrix, iteration=best["epoch"],
+        title="Confusion matrix", series=series, matrix=matrix, iteration=best["epoch"],
         xaxis="Predicted", yaxis="True", xlabels=class_names, ylabels=class_names, yaxis_reversed=True)
-    run.table("Per-class precision and recall", per_class, csv_name="per_class.csv")
+    per_class = evaluation.per_class_table(y_true, y_pred, class_names)
+    per_class.to_csv(out / "per_class.csv", index=False)
+    run.logger.report_table(title="Per-class precision and recall", series=series, iteration=0, table_plot=per_class)
     for name, value in test.items():
-        run.logger.report_single_value(f"test_{name}", value)
+        run.logger.report_single_value(f"test_{name}{tag}", value)
 
     metrics = {
-        "test": test, "test_fold": args.test_fold, "val_fold": val_fold,
+        "test": test, "test_fold": test_fold, "val_fold": val_fold,
         "best_epoch": best["epoch"], "best_val_accuracy": best["val_accuracy"],
         "epochs_run": len(history), "train_seconds": round(train_seconds, 1),
         "num_train": len(split.train), "num_val": len(split.val), "num_test": len(split.test),
-        "dataset_id": dataset.id, "class_names": class_names, "device": str(device),
+        "dataset_id": dataset_id, "class_names": class_names, "device": str(device),
         "train_config": cfg.to_dict(),
     }
     model_path = out / "model.pt"
     save_model(model_path, model.cpu(), class_names, info["feature_config"], cfg.to_dict(), metrics)
     metrics["model_path"] = str(model_path)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    _register_model(run, model_path, class_names, info["feature_config"])
-    run.artifact("metrics", metrics)
-    return {**metrics, "run_dir": str(out), **run.identity()}
+    if not tag:  # one model per run: it is the run's model
+        run.artifact("confusion_matrix", confusion)  # read back by the pipeline's cross-validation step
+        run.artifact("metrics", metrics)
+        _register_model(run, model_path, class_names, info["feature_config"])
+    return {**metrics, "run_dir": str(out), "confusion_matrix": matrix}
 
 
 def _register_model(run: tracking.Run, model_path, class_names: list[str], feature_config: dict) -> None:

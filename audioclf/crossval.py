@@ -65,3 +65,31 @@ def load_tasks(task_ids: list[str]) -> tuple[list[dict], list[np.ndarray], list[
         matrices.append(np.asarray(frame.to_numpy(), dtype=np.int64))
         class_names = class_names or [str(c) for c in frame.columns]
     return per_fold, matrices, class_names
+
+
+def report(run, per_fold: list[dict], matrices: list[np.ndarray], class_names: list[str]) -> dict:
+    """Write and log a cross-validation: per_fold.csv, cross_validation.json, the summed confusion matrix
+    (PNG, CSV, ClearML heatmap), mean ± std as ClearML single values. ``run`` is a tracking.Run."""
+    from . import evaluation, plots
+
+    table, summary, total = summarize_folds(per_fold, matrices)
+    out = run.run_dir
+    run.table("Cross-validation per fold", table, csv_name="per_fold.csv")
+    for key, value in summary.items():
+        if key != "folds":
+            run.logger.report_single_value(key, value)
+    run.logger.report_confusion_matrix(
+        title="Confusion matrix", series="all folds summed", matrix=total, iteration=0, xaxis="Predicted",
+        yaxis="True", xlabels=class_names, ylabels=class_names, yaxis_reversed=True)
+    frame = evaluation.confusion_frame(total, class_names)
+    frame.to_csv(out / "confusion_matrix_all_folds.csv")
+    plots.confusion_matrix_png(total, class_names, out / "confusion_matrix_all_folds.png",
+                               f"{len(table)} folds: accuracy {summary['accuracy_mean']:.3f} "
+                               f"± {summary['accuracy_std']:.3f}")
+    result = {**summary, "per_fold": table.to_dict(orient="records")}
+    (out / "cross_validation.json").write_text(json.dumps(result, indent=2) + "\n")
+    run.artifact("cross_validation", result)
+    run.artifact("confusion_matrix_all_folds", frame)
+    print(f"cross-validation over folds {summary['folds']}: accuracy {summary['accuracy_mean']:.4f} "
+          f"± {summary['accuracy_std']:.4f}, macro-F1 {summary['f1_macro_mean']:.4f} ± {summary['f1_macro_std']:.4f}")
+    return result

@@ -7,12 +7,13 @@ state dict is all that prediction needs besides the feature config.
 
 from __future__ import annotations
 
+import socket
 
 import torch
 from torch import nn
 from torchvision import models as tv
 
-ARCHITECTURES = ("compact", "resnet18")
+ARCHITECTURES = ("compact", "resnet18", "resnet34", "efficientnet_b0", "mobilenet_v3")
 
 
 def _conv_block(c_in: int, c_out: int, convs: int) -> nn.Sequential:
@@ -48,25 +49,87 @@ class CompactCNN(nn.Module):
         return self.head(pooled)
 
 
-def _resnet18(num_classes: int) -> nn.Module:
-    model = tv.resnet18(weights=None, num_classes=num_classes)
-    # One input channel instead of RGB, as in the seed.
-    model.conv1 = nn.Conv2d(1, 64, kernel_size=7, stride=2, padding=3, bias=False)
+# torchvision backbones: (constructor, ImageNet weights enum, path of the first conv in the module tree).
+_TORCHVISION = {
+    "resnet18": (tv.resnet18, "ResNet18_Weights", "conv1"),
+    "resnet34": (tv.resnet34, "ResNet34_Weights", "conv1"),
+    "efficientnet_b0": (tv.efficientnet_b0, "EfficientNet_B0_Weights", "features.0.0"),
+    "mobilenet_v3": (tv.mobilenet_v3_large, "MobileNet_V3_Large_Weights", "features.0.0"),
+}
+
+
+def _one_channel_stem(model: nn.Module, path: str) -> None:
+    """Swap the first conv for a 1-channel one (spectrograms have one channel, as in the seed).
+
+    Its weights are the sum over the RGB filters, so ImageNet weights still respond to a grey image
+    the way they responded to the same image in colour."""
+    parent_path, _, name = path.rpartition(".")
+    parent = model.get_submodule(parent_path) if parent_path else model
+    old = getattr(parent, name)
+    new = nn.Conv2d(1, old.out_channels, old.kernel_size, old.stride, old.padding, bias=old.bias is not None)
+    with torch.no_grad():
+        new.weight.copy_(old.weight.sum(dim=1, keepdim=True))
+        if old.bias is not None:
+            new.bias.copy_(old.bias)
+    setattr(parent, name, new)
+
+
+def _replace_head(model: nn.Module, num_classes: int) -> None:
+    if hasattr(model, "fc"):  # ResNets
+        model.fc = nn.Linear(model.fc.in_features, num_classes)
+    else:  # EfficientNet, MobileNetV3: the last layer of `classifier`
+        last = model.classifier[-1]
+        model.classifier[-1] = nn.Linear(last.in_features, num_classes)
+
+
+def torchvision_backbone(arch: str, num_classes: int, pretrained: bool = False,
+                         weights_file: str | None = None) -> nn.Module:
+    """A torchvision model with a 1-channel stem and a num_classes head.
+
+    pretrained: torchvision's ImageNet weights (downloaded, or from torch's cache);
+    weights_file: a local state dict of the same architecture (the 3-channel ImageNet one).
+    """
+    build, weights_enum, stem = _TORCHVISION[arch]
+    model = build(weights=None)
+    if weights_file:
+        state = torch.load(weights_file, map_location="cpu", weights_only=True)
+        state = state.get("state_dict", state) if isinstance(state, dict) else state
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as exc:
+            raise ValueError(f"--weights {weights_file} does not hold {arch} weights: {exc}") from exc
+    elif pretrained:
+        weights = getattr(tv, weights_enum).DEFAULT
+        previous = socket.getdefaulttimeout()
+        socket.setdefaulttimeout(30)  # torch.hub's urlopen has no timeout: a silent network would hang
+        try:
+            state = weights.get_state_dict(progress=False, check_hash=True)
+        except Exception as exc:  # URLError, timeout, HTTP errors: no network here
+            raise ValueError(
+                f"--pretrained: could not download the ImageNet weights of {arch} ({type(exc).__name__}: {exc}). "
+                f"Download {weights.url} elsewhere and pass it with --weights FILE, or train from scratch."
+            ) from exc
+        finally:
+            socket.setdefaulttimeout(previous)
+        model.load_state_dict(state)
+    _one_channel_stem(model, stem)
+    _replace_head(model, num_classes)
     return model
-
-
-_BUILDERS = {"compact": CompactCNN, "resnet18": _resnet18}
 
 
 class AudioClassifier(nn.Module):
     """(B, n_mels, frames) spectrograms in dB -> (B, num_classes) logits."""
 
-    def __init__(self, arch: str, num_classes: int):
+    def __init__(self, arch: str, num_classes: int, pretrained: bool = False, weights_file: str | None = None):
         super().__init__()
-        if arch not in _BUILDERS:
+        if arch not in ARCHITECTURES:
             raise ValueError(f"unknown model {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
+        if arch == "compact" and (pretrained or weights_file):
+            raise ValueError("the compact CNN has no ImageNet weights; --pretrained and --weights need a "
+                             "torchvision model (resnet18, resnet34, efficientnet_b0, mobilenet_v3)")
         self.arch = arch
-        self.backbone = _BUILDERS[arch](num_classes)
+        self.backbone = (CompactCNN(num_classes) if arch == "compact"
+                         else torchvision_backbone(arch, num_classes, pretrained, weights_file))
         self.register_buffer("mean", torch.zeros(()))
         self.register_buffer("std", torch.ones(()))
 

@@ -99,6 +99,7 @@ class Run:
         self.logger = task.get_logger()
         self.storage = storage  # output URI for ClearML models and datasets (None: the files server)
         self._tb = None
+        self._closed = False
 
     # --- where things are ---------------------------------------------------
     @property
@@ -149,6 +150,10 @@ class Run:
         self.task.upload_artifact(name=name, artifact_object=obj, wait_on_upload=self.offline)
 
     def close(self) -> None:
+        """Flush and close everything; safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
         if self._tb is not None:
             self._tb.flush()
             self._tb.close()
@@ -214,7 +219,11 @@ def start_run(
             "Check the server and your clearml.conf / CLEARML_API_* settings, or run without a server: "
             "add --offline (or set CLEARML_OFFLINE_MODE=1)."
         ) from exc
-    task.connect(parser, name="Args")
+    # The parser and the namespace it produced, connected explicitly (recorded under Args/; under an agent,
+    # parse_args already returned the values set in the UI or by the pipeline). Not task.connect(parser): it
+    # looks the namespace up by pairing parsers with parsed namespaces deduplicated by equality, so a second
+    # identical command line in one process (tests, the offline pipeline) is paired with the wrong one.
+    task._connect_argparse(parser=parser, parsed_args=args, name="Args")
     if args.queue:
         # Stops here and exits; an agent on that queue runs main() again with the recorded arguments.
         task.execute_remotely(queue_name=args.queue, exit_process=True)

@@ -236,8 +236,32 @@ def test_classifier_maps_spectrograms_to_logits(arch):
     assert torch.isfinite(logits).all()
 
 
-def test_architectures_are_compact_and_resnet18():
-    assert set(ARCHITECTURES) == {"compact", "resnet18"}
+def test_architectures_cover_the_torchvision_backbones():
+    assert set(ARCHITECTURES) == {"compact", "resnet18", "resnet34", "efficientnet_b0", "mobilenet_v3"}
+
+
+@pytest.mark.parametrize("arch", ["resnet34", "efficientnet_b0", "mobilenet_v3"])
+def test_torchvision_backbones_take_one_channel_spectrograms(arch):
+    model = AudioClassifier(arch, 7).eval()
+    with torch.no_grad():
+        assert model(torch.randn(2, 64, 173)).shape == (2, 7)
+
+
+def test_local_imagenet_weights_become_a_one_channel_stem(tmp_path):
+    """--weights FILE: a 3-channel ImageNet state dict loads, and the stem sums its RGB filters."""
+    import torchvision
+
+    reference = torchvision.models.resnet18()
+    torch.save(reference.state_dict(), tmp_path / "resnet18.pth")
+    model = AudioClassifier("resnet18", 10, weights_file=str(tmp_path / "resnet18.pth"))
+    stem = model.backbone.conv1.weight
+    assert stem.shape[1] == 1
+    torch.testing.assert_close(stem, reference.conv1.weight.sum(dim=1, keepdim=True))
+    torch.testing.assert_close(model.backbone.layer1[0].conv1.weight, reference.layer1[0].conv1.weight)
+    with pytest.raises(ValueError, match="does not hold resnet34 weights"):
+        AudioClassifier("resnet34", 10, weights_file=str(tmp_path / "resnet18.pth"))
+    with pytest.raises(ValueError, match="compact CNN has no ImageNet weights"):
+        AudioClassifier("compact", 10, weights_file=str(tmp_path / "resnet18.pth"))
 
 
 def test_unknown_architecture_lists_the_choices():
