@@ -1,11 +1,12 @@
 """Clips -> log-mel spectrograms, in bounded chunks, skipping what is already done.
 
-Per chunk of ``batch_size`` clips: decode + mono + resample + fit length in a
-thread pool (libsndfile and libsoxr release the GIL), a chunk or two ahead of
-one batched mel transform on the device, then one float16 ``.npy`` per clip. Each file is
-written under a temporary name and renamed, so an interrupted run leaves only
-whole files, and a rerun into the same folder skips them. Memory holds one
-chunk, whatever the dataset's size.
+Clips go through a thread pool in chunks (libsndfile, libsoxr and torch release
+the GIL): decode + mono + resample + fit length, then one batched mel transform,
+on the CPU inside the worker, with a GPU on the device in the main thread; then
+one float16 ``.npy`` per clip. Each file is written under a temporary name and
+renamed, so an interrupted run leaves only whole files, and a rerun into the
+same folder skips them. Memory holds a few chunks per worker, whatever the
+dataset's size.
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
     os.replace(tmp, path)
 
 
-IN_FLIGHT = 2  # chunks being decoded while one is transformed
+IN_FLIGHT = 2  # chunks queued per worker
+CPU_CHUNK = 16  # clips per chunk on the CPU: big enough for an efficient batched STFT, small enough to share
 
 
 def _chunks(items: list, size: int) -> Iterator[list]:
@@ -65,41 +67,55 @@ def extract_features(
     todo = [c for c in clips if not c[2].is_file()]
     report = ExtractReport(computed=0, reused=len(clips) - len(todo), skipped=[])
     transform = LogMel(config).to(device)
+    on_cpu = device.type == "cpu"
+    workers = max(1, workers)
 
-    def load(clip: tuple[str, Path, Path]) -> np.ndarray | AudioDecodeError:
-        try:
-            return load_for_features(clip[1], config.sample_rate, config.num_samples)
-        except AudioDecodeError as exc:
-            return exc
+    def work(chunk: list) -> tuple[list, list, np.ndarray | torch.Tensor | None]:
+        """Decode a chunk; on the CPU also transform it here, in this worker thread."""
+        kept, waves, failed = [], [], []
+        for clip in chunk:
+            try:
+                waves.append(load_for_features(clip[1], config.sample_rate, config.num_samples))
+                kept.append(clip)
+            except AudioDecodeError as exc:
+                failed.append((clip[0], exc.reason))
+        if not kept:
+            return failed, kept, None
+        batch = torch.from_numpy(np.stack(waves))  # (B, samples)
+        if on_cpu:
+            with torch.inference_mode():
+                return failed, kept, transform(batch).to(torch.float16).numpy()  # (B, n_mels, frames)
+        return failed, kept, batch
 
+    # On the CPU every worker runs the whole chain on small chunks with one torch thread each, so all
+    # cores stay busy; with a GPU the workers decode and this thread runs big batches on the device.
+    chunk_size = min(batch_size, CPU_CHUNK) if on_cpu else batch_size
+    threads_before = torch.get_num_threads()
+    if on_cpu:
+        torch.set_num_threads(max(1, threads_before // workers))
     bar = tqdm(total=len(clips), initial=report.reused, unit="clip", desc="log-mel", disable=not progress)
-    chunks = _chunks(todo, batch_size)
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool, torch.inference_mode():
-        # Decoding runs IN_FLIGHT chunks ahead of the mel transform, so the cores never wait for
-        # each other, and at most IN_FLIGHT + 1 chunks of audio are held in memory.
-        pending: deque = deque()
-        for chunk in islice(chunks, IN_FLIGHT):
-            pending.append((chunk, [pool.submit(load, clip) for clip in chunk]))
-        while pending:
-            chunk, futures = pending.popleft()
-            for nxt in islice(chunks, 1):
-                pending.append((nxt, [pool.submit(load, clip) for clip in nxt]))
-            waves, kept = [], []
-            for clip, future in zip(chunk, futures):
-                wave = future.result()
-                if isinstance(wave, AudioDecodeError):
-                    report.skipped.append((clip[0], wave.reason))
+    chunks = _chunks(todo, chunk_size)
+    try:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            # Up to IN_FLIGHT chunks per worker are queued: the cores never wait for each other,
+            # and memory holds a bounded number of chunks whatever the dataset's size.
+            pending = deque(pool.submit(work, c) for c in islice(chunks, IN_FLIGHT * workers))
+            while pending:
+                failed, kept, out = pending.popleft().result()
+                pending.extend(pool.submit(work, c) for c in islice(chunks, 1))
+                for name, reason in failed:
+                    report.skipped.append((name, reason))
                     if on_skip:
-                        on_skip(clip[0], wave.reason)
-                else:
-                    waves.append(wave)
-                    kept.append(clip)
-            if kept:
-                batch = torch.from_numpy(np.stack(waves)).to(device)  # (B, samples)
-                specs = transform(batch).to(torch.float16).cpu().numpy()  # (B, n_mels, frames)
-                for clip, spec in zip(kept, specs):
-                    _save_npy(clip[2], spec)
-                report.computed += len(kept)
-            bar.update(len(chunk))
+                        on_skip(name, reason)
+                if kept:
+                    if not on_cpu:
+                        with torch.inference_mode():
+                            out = transform(out.to(device)).to(torch.float16).cpu().numpy()
+                    for clip, spec in zip(kept, out):
+                        _save_npy(clip[2], spec)
+                    report.computed += len(kept)
+                bar.update(len(kept) + len(failed))
+    finally:
+        torch.set_num_threads(threads_before)
     bar.close()
     return report

@@ -103,6 +103,17 @@ def test_undecodable_clips_are_skipped_and_reported(clips_dir, tmp_path):
     assert not (tmp_path / "bad" / "broken.npy").exists()
 
 
+def test_reading_only_the_needed_frames_matches_a_full_decode(clips_dir):
+    """load_for_features decodes only duration + 100 ms; the waveform equals the full-decode path."""
+    from audioclf.audio import fit_length, load_audio, resample, to_mono
+
+    for wav in sorted(clips_dir.rglob("*.wav"))[:12]:
+        audio, rate = load_audio(wav)
+        full = fit_length(resample(to_mono(audio), rate, CONFIG.sample_rate), CONFIG.num_samples)
+        fast = load_for_features(wav, CONFIG.sample_rate, CONFIG.num_samples)
+        np.testing.assert_allclose(fast, full, atol=1e-5, rtol=0)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_gpu_output_matches_cpu_to_float16_rounding(clips_dir, tmp_path):
     cpu = _clips(clips_dir, tmp_path / "cpu")
