@@ -29,6 +29,7 @@ import torch
 
 from audioclf import crossval, evaluation, plots, tracking
 from audioclf.device import resolve_device
+from audioclf.export import EXPORT_FORMATS, export_file
 from audioclf.models import ARCHITECTURES, AudioClassifier, save_model
 from audioclf.trainer import (TrainConfig, default_val_fold, fit, load_checkpoint, load_features,
                               predict_logits, split_by_fold)
@@ -58,6 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="start from torchvision's ImageNet weights (needs a download; see --weights)")
     parser.add_argument("--weights", default=None,
                         help="start from a local torchvision ImageNet state dict of the same architecture")
+    parser.add_argument("--export", choices=EXPORT_FORMATS, action="append", default=None,
+                        help="also write the trained model as TorchScript or ONNX next to model.pt "
+                             "(model.torchscript.pt, model.onnx, each with a <file>.json holding the feature config "
+                             "and class names), checked against PyTorch; give it twice for both (default: no export)")
     folds = parser.add_argument_group("folds")
     folds.add_argument("--test-fold", type=int, default=10, help="fold held out for testing (default: %(default)s)")
     folds.add_argument("--val-fold", type=int, default=None,
@@ -199,11 +204,15 @@ def _train_fold(args: argparse.Namespace, run: tracking.Run, test_fold: int, val
     model_path = out / "model.pt"
     save_model(model_path, model.cpu(), class_names, info["feature_config"], cfg.to_dict(), metrics)
     metrics["model_path"] = str(model_path)
+    exports = [export_file(model_path, fmt) for fmt in args.export or []]
+    metrics["exports"] = {e.format: str(e.path) for e in exports}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     if not tag:  # one model per run: it is the run's model
         run.artifact("confusion_matrix", confusion)  # read back by the pipeline's cross-validation step
         run.artifact("metrics", metrics)
         _register_model(run, model_path, class_names, info["feature_config"])
+        for e in exports:
+            run.artifact(f"model_{e.format}", e.path)
     return {**metrics, "run_dir": str(out), "confusion_matrix": matrix}
 
 

@@ -176,7 +176,8 @@ def test_pipeline_offline_hands_ids_from_step_to_step(tmp_path, capsys):
     assert "test accuracy:" in printed
 
 
-@pytest.mark.parametrize("script", ["get_data.py", "preprocessing.py", "training.py", "pipeline.py"])
+@pytest.mark.parametrize("script", ["get_data.py", "preprocessing.py", "training.py", "pipeline.py",
+                                    "cross_validation.py", "predict.py"])
 def test_each_script_has_help(script):
     done = subprocess.run([sys.executable, str(REPO / script), "--help"], capture_output=True, text=True,
                           cwd=REPO, timeout=120)
