@@ -1,40 +1,77 @@
 """Stage 1: get the audio and register it as the raw dataset.
 
     python get_data.py                                   # built-in synthetic data (1000 clips)
-    python get_data.py --source /data/UrbanSound8K       # a copy already on disk (only read)
+    python get_data.py --source urbansound8k             # the official archive (Zenodo, 6 GB, md5-checked)
+    python get_data.py --source clearml-subset           # ClearML's hosted subset (the seed's data)
+    python get_data.py --source esc50 --esc10            # ESC-50, or its 10-class subset ESC-10
+    python get_data.py --source /data/UrbanSound8K       # a folder or archive on disk (only read)
+    python get_data.py --source urbansound8k --classes dog_bark siren   # a subset of the classes
 
 Source -> normalized metadata table (filepath, fold, label, class + the
-original columns) -> validation -> a dataset with the audio, the original CSV
-and ``metadata.csv``, tagged, with the table as an artifact and a
-class-distribution histogram. Prints the dataset id for preprocessing.py.
+original columns) -> table checks (columns, folds, classes, duplicates: a
+problem stops the run here) -> clip checks (files missing on disk, files not
+listed, clips that do not decode: skipped, listed in skipped_clips.csv with the
+reason, never trained on) -> a dataset with the audio, the original metadata
+folder, ``metadata.csv`` and ``label_map.csv``, tagged, with the table as an
+artifact and a class-distribution histogram. Prints the dataset id for
+preprocessing.py. Downloads are cached, resumed and checksum-verified;
+archives are extracted safely; the source's own files are never modified.
 """
 
 from __future__ import annotations
 
 import argparse
+import secrets
 import shutil
 import sys
+from pathlib import Path
+
+import pandas as pd
 
 from audioclf import metadata, plots, sources, tracking
+from audioclf.archive import ArchiveError
+from audioclf.download import DownloadError
+
+SKIPPED_FILE = "skipped_clips.csv"
+DEFAULT_NAMES = {metadata.URBANSOUND8K.name: "UrbanSound8K raw", metadata.ESC50.name: "ESC-50 raw"}
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--source", default="synthetic",
-                        help="'synthetic' (generated, UrbanSound8K layout) or a folder in UrbanSound8K layout "
-                             "(default: %(default)s)")
+                        help="'synthetic' (generated, UrbanSound8K layout), 'urbansound8k' (official archive, "
+                             "Zenodo record 1203745), 'clearml-subset' (ClearML's hosted subset), 'esc50' (ESC-50 "
+                             "from GitHub), a folder or .zip/.tar/.tar.gz archive in UrbanSound8K or ESC-50 "
+                             "layout, or an http(s) URL of such an archive (default: %(default)s)")
+    parser.add_argument("--classes", nargs="+", default=None, metavar="CLASS",
+                        help="keep only these classes (names, space- or comma-separated); labels are re-indexed "
+                             "0..K-1 in the source's class order and the mapping is saved as label_map.csv "
+                             "(default: every class)")
+    parser.add_argument("--esc10", action="store_true",
+                        help="ESC-50 only: keep the 10-class ESC-10 subset (default: all 50 classes)")
+    parser.add_argument("--cache-dir", type=Path, default=None,
+                        help="where downloaded archives are kept, so that a second run does not download again "
+                             "(default: <output-dir>/downloads)")
     parser.add_argument("--num-clips", type=int, default=1000,
                         help="synthetic source: number of clips, 10..8690, mirroring the real fold and class "
                              "distribution (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="synthetic source: random seed (default: %(default)s)")
     parser.add_argument("--workers", type=int, default=2,
-                        help="synthetic source: processes that generate audio (default: %(default)s)")
-    parser.add_argument("--dataset-name", default="UrbanSound8K raw",
-                        help="name of the registered dataset (default: %(default)s)")
+                        help="processes that generate audio (synthetic source) and threads that check that every "
+                             "clip decodes (default: %(default)s)")
+    parser.add_argument("--dataset-name", default=None,
+                        help="name of the registered dataset (default: 'UrbanSound8K raw', or 'ESC-50 raw' for a "
+                             "source in ESC-50 layout)")
     parser.add_argument("--tags", nargs="*", default=["raw", "audio"],
                         help="dataset tags (default: %(default)s)")
     tracking.add_tracking_args(parser, stage="get_data")
     return parser
+
+
+def parse_classes(values: list[str] | None) -> list[str] | None:
+    """--classes a b,c -> [a, b, c]; None or nothing -> None (every class)."""
+    names = [name.strip() for value in values or [] for name in value.split(",") if name.strip()]
+    return names or None
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -42,13 +79,22 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     run = tracking.start_run("get_data", args, parser, task_type="data_processing", tags=args.tags)
     try:
+        cache_dir = args.cache_dir if args.cache_dir is not None else run.output_dir / "downloads"
         source = sources.resolve_source(args.source, run.output_dir / "staging", args.num_clips, args.seed,
-                                        args.workers)
-        table = metadata.read_urbansound8k(source.root)
-        metadata.validate(table, root=source.root, folds=range(1, 11))
+                                        args.workers, cache_dir=cache_dir, online=not run.offline)
+        # Checks before any heavy work; a staged source is kept when they stop the run (the rerun reuses it).
+        table, listed, label_map = _read_and_check_table(source, args)
+        report = metadata.check_clips(table, source.root, source.layout.audio_dir, listed=listed,
+                                      workers=args.workers)
+        _report_skipped(run, report.skipped, source, listed_count=len(table))
+        table, skipped = report.kept, report.skipped
+        if table.empty:
+            raise metadata.MetadataError(f"no usable clip in {source.root}: all {len(skipped)} were skipped; see "
+                                         f"{run.run_dir / SKIPPED_FILE} for the reasons")
+        table, label_map = _reindex_if_classes_vanished(table, source, label_map)
         class_names = metadata.class_names_of(table)
-
-        dataset = _register(tracking.open_store(run), args, source, table)
+        dataset = _register(tracking.open_store(run), args, source, table, label_map,
+                            staging=run.output_dir / "staging")
 
         counts = table["class"].value_counts().reindex(class_names).fillna(0).astype(int)
         run.logger.report_histogram(title="Class distribution", series="clips", values=counts.tolist(),
@@ -56,12 +102,15 @@ def main(argv: list[str] | None = None) -> dict:
         png = plots.class_histogram_png(counts.to_dict(), run.run_dir / "class_distribution.png",
                                         f"{len(table)} clips, {len(class_names)} classes")
         run.table("Metadata", table.head(200))
+        run.table("Classes", label_map, csv_name=metadata.LABEL_MAP_FILE)
         run.artifact("metadata", table)
         table.to_csv(run.run_dir / metadata.METADATA_FILE, index=False)
         run.output("dataset_id", dataset.id)
-        result = {"dataset_id": dataset.id, "num_clips": len(table), "classes": class_names,
-                  "histogram": str(png), "run_dir": str(run.run_dir), **run.identity()}
-    except (sources.SourceError, metadata.MetadataError) as exc:
+        result = {"dataset_id": dataset.id, "num_clips": len(table), "num_skipped": len(skipped),
+                  "classes": class_names, "layout": source.layout.name, "histogram": str(png),
+                  "skipped_report": str(run.run_dir / SKIPPED_FILE), "run_dir": str(run.run_dir),
+                  **run.identity()}
+    except (sources.SourceError, metadata.MetadataError, DownloadError, ArchiveError) as exc:
         tracking.fail(str(exc))
     finally:  # on success, on a bad input and on Ctrl-C alike: the session is closed
         run.close()
@@ -70,21 +119,100 @@ def main(argv: list[str] | None = None) -> dict:
     return result
 
 
-def _register(store, args: argparse.Namespace, source: sources.SourceFolder, table):
-    """Build and finalize the raw dataset. Files this program staged are moved, a user's are copied."""
-    draft = store.create(name=args.dataset_name, project=args.project, tags=args.tags,
-                         description=source.description)
+def _read_and_check_table(source: sources.SourceFolder, args: argparse.Namespace):
+    """The normalized table after the table-level checks and class selection, every path the source lists,
+    and the label map. Raises MetadataError (the run stops) for a table that needs fixing."""
+    layout = source.layout
+    origin = source.root / layout.csv
+    table = metadata.read_table(source.root, layout)
     try:
-        draft.add_files(source.root / "audio", dataset_path="audio", move=source.owned)
-        draft.add_files(source.root / "metadata", dataset_path="metadata", move=source.owned)
+        metadata.validate(table, folds=layout.folds)  # columns, folds, duplicates, safe paths, labels
+    except metadata.MetadataError as exc:
+        raise metadata.MetadataError(f"{origin}: {exc}; fix these rows of the file (or restore the original)") from exc
+    listed = set(table["filepath"])
+    if args.esc10:
+        if layout is not metadata.ESC50:
+            raise metadata.MetadataError(f"--esc10 applies to ESC-50, but {origin} is in {layout.name} layout; "
+                                         "drop --esc10 or use --source esc50")
+        table = metadata.select_esc10(table, origin)
+    table = metadata.select_classes(table, parse_classes(args.classes), layout.class_id, origin)
+    return table, listed, metadata.label_map(table, layout.class_id)
+
+
+def _reindex_if_classes_vanished(table: pd.DataFrame, source: sources.SourceFolder, label_map: pd.DataFrame):
+    """When skipping clips removed every clip of a class, labels are re-indexed so they stay 0..K-1."""
+    if table["label"].nunique() == len(label_map):
+        return table, label_map
+    gone = sorted(set(label_map["class"]) - set(table["class"]))
+    print(f"warning: no usable clip left for the classes {gone}; they are left out and the labels re-indexed")
+    table = table.copy()
+    table["label"] = metadata.reindexed_labels(table[source.layout.class_id])
+    return table, metadata.label_map(table, source.layout.class_id)
+
+
+def _report_skipped(run: tracking.Run, skipped: pd.DataFrame, source: sources.SourceFolder,
+                    listed_count: int) -> None:
+    """skipped_clips.csv in the run folder (always, maybe empty), a ClearML table and a printed summary."""
+    path = run.run_dir / SKIPPED_FILE
+    skipped.to_csv(path, index=False)
+    if skipped.empty:
+        return
+    run.table("Skipped clips", skipped)
+    print(f"skipped {len(skipped)} files of {source.root} (left out of the dataset; each with its reason in {path}):")
+    for reason, count in skipped["reason"].str.split(":").str[0].value_counts().items():
+        print(f"  {count:6d}  {reason}")
+    missing = int((skipped["reason"] == metadata.MISSING).sum())
+    if missing > listed_count / 2:
+        print(f"warning: {missing} of the {listed_count} clips listed are missing under {source.root}; "
+              "is --source the complete dataset folder?")
+
+
+def _register(store, args: argparse.Namespace, source: sources.SourceFolder, table: pd.DataFrame,
+              label_map: pd.DataFrame, staging: Path):
+    """Build and finalize the raw dataset: exactly the clips in ``table``, the source's metadata folder,
+    metadata.csv and label_map.csv. Files this program staged are moved, a user's are copied."""
+    layout = source.layout
+    name = args.dataset_name or DEFAULT_NAMES[layout.name]
+    draft = store.create(name=name, project=args.project, tags=args.tags,
+                         description=source.description)
+    selection = None
+    try:
+        audio = source.root / layout.audio_dir
+        wanted = set(table["filepath"])
+        if _files_under(source.root, audio) != wanted:  # skipped, unlisted, unselected or hidden files
+            selection = _select(source, wanted, staging)
+            draft.add_files(selection / layout.audio_dir, dataset_path=layout.audio_dir, move=True)
+        else:
+            draft.add_files(audio, dataset_path=layout.audio_dir, move=source.owned)
+        draft.add_files(source.root / layout.meta_dir, dataset_path=layout.meta_dir, move=source.owned)
         draft.add_table(metadata.METADATA_FILE, table)
+        draft.add_table(metadata.LABEL_MAP_FILE, label_map)
         return draft.finalize()
     except BaseException:
         draft.discard()
         raise
     finally:
-        if source.owned:  # moved into the dataset, or half moved: a rerun regenerates it either way
-            shutil.rmtree(source.root, ignore_errors=True)
+        if selection is not None:
+            shutil.rmtree(selection, ignore_errors=True)
+        if source.owned:  # moved into the dataset, or half moved: a rerun stages it again either way
+            shutil.rmtree(source.staged, ignore_errors=True)
+
+
+def _files_under(root: Path, folder: Path) -> set[str]:
+    return {p.relative_to(root).as_posix() for p in folder.rglob("*") if p.is_file()} if folder.is_dir() else set()
+
+
+def _select(source: sources.SourceFolder, wanted: set[str], staging: Path) -> Path:
+    """A folder holding only the wanted files (moved from a staged source, copied from a user's)."""
+    selection = staging / f"selection-{secrets.token_hex(4)}"
+    for rel in sorted(wanted):
+        dst = selection / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if source.owned:
+            shutil.move(str(source.root / rel), dst)
+        else:
+            shutil.copy2(source.root / rel, dst)
+    return selection
 
 
 if __name__ == "__main__":

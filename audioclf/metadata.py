@@ -5,20 +5,67 @@ Columns every stage relies on:
 - ``fold``: int, the predefined cross-validation fold;
 - ``label``: int in 0..K-1, the index into the dataset's class names;
 - ``class``: the class name.
-The source's own columns (UrbanSound8K's slice_file_name, fsID, salience, ...)
-are kept beside them.
+The source's own columns (UrbanSound8K's slice_file_name, fsID, salience, ...;
+ESC-50's filename, target, category, esc10, ...) are kept beside them. Labels
+index the classes present in the source's class-number order (classID,
+target), so selecting classes re-indexes them consistently.
+
+Two layouts are known (:data:`LAYOUTS`): UrbanSound8K (``metadata/UrbanSound8K.csv``,
+``audio/fold1..fold10/``) and ESC-50 (``meta/esc50.csv``, ``audio/``).
+
+Validation has two levels. A table-level problem (missing columns, folds out of
+range, unknown classes, duplicated or unsafe paths) raises MetadataError: the
+run stops before any heavy work. Clip-level problems (:func:`check_clips`:
+files missing on disk, files not listed, clips that do not decode) are
+reported and the clips left out, so a run with a few bad clips finishes.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
+import re
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 
+import numpy as np
 import pandas as pd
+import soundfile as sf
+from tqdm import tqdm
 
 URBANSOUND8K_COLUMNS = ("slice_file_name", "fsID", "start", "end", "salience", "fold", "classID", "class")
 URBANSOUND8K_CSV = Path("metadata") / "UrbanSound8K.csv"
+ESC50_COLUMNS = ("filename", "fold", "target", "category", "esc10", "src_file", "take")
+ESC50_CSV = Path("meta") / "esc50.csv"
 NORMALIZED_COLUMNS = ("filepath", "fold", "label", "class")
 METADATA_FILE = "metadata.csv"  # the normalized table, stored at the root of the raw dataset
+LABEL_MAP_FILE = "label_map.csv"  # label -> class -> the source's class number, at the root of the raw dataset
+SKIPPED_COLUMNS = ("filepath", "reason")
+
+MISSING = "listed in the metadata but missing on disk"
+UNLISTED = "not in metadata"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where a source keeps its table and audio, and what the table holds."""
+
+    name: str
+    csv: Path  # relative to the dataset root
+    columns: tuple[str, ...]
+    audio_dir: str
+    meta_dir: str
+    folds: range
+    class_id: str  # the source's class-number column
+
+    def describe(self) -> str:
+        return f"{self.csv.as_posix()} and {self.audio_dir}/"
+
+
+URBANSOUND8K = Layout("urbansound8k", URBANSOUND8K_CSV, URBANSOUND8K_COLUMNS, "audio", "metadata", range(1, 11),
+                      "classID")
+ESC50 = Layout("esc50", ESC50_CSV, ESC50_COLUMNS, "audio", "meta", range(1, 6), "target")
+LAYOUTS = {layout.name: layout for layout in (URBANSOUND8K, ESC50)}
 
 
 class MetadataError(ValueError):
@@ -27,18 +74,50 @@ class MetadataError(ValueError):
 
 def read_urbansound8k(root: Path) -> pd.DataFrame:
     """Read ``<root>/metadata/UrbanSound8K.csv`` and normalize it."""
-    csv_path = root / URBANSOUND8K_CSV
+    return read_table(root, URBANSOUND8K)
+
+
+def read_esc50(root: Path) -> pd.DataFrame:
+    """Read ``<root>/meta/esc50.csv`` and normalize it."""
+    return read_table(root, ESC50)
+
+
+def read_table(root: Path, layout: Layout = URBANSOUND8K) -> pd.DataFrame:
+    """Read a layout's metadata CSV under ``root``, check its columns and normalize it."""
+    csv_path = Path(root) / layout.csv
     if not csv_path.is_file():
-        raise MetadataError(
-            f"{csv_path} not found: an UrbanSound8K folder holds metadata/UrbanSound8K.csv and audio/fold1..fold10/"
-        )
-    table = pd.read_csv(csv_path)
-    missing = [c for c in URBANSOUND8K_COLUMNS if c not in table.columns]
+        raise MetadataError(f"{csv_path} not found: a folder in {layout.name} layout holds {layout.describe()}")
+    try:
+        table = pd.read_csv(csv_path)
+    except (ValueError, UnicodeDecodeError) as exc:  # pandas' ParserError and EmptyDataError are ValueErrors
+        raise MetadataError(f"{csv_path} is not a readable CSV table ({exc}); restore the original file") from exc
+    missing = [c for c in layout.columns if c not in table.columns]
     if missing:
-        raise MetadataError(
-            f"{csv_path} lacks the columns {missing}; expected {','.join(URBANSOUND8K_COLUMNS)}"
-        )
+        raise MetadataError(f"{csv_path} lacks the columns {missing}; expected {','.join(layout.columns)}")
+    if layout is ESC50:
+        return normalize_esc50(table, csv_path)
     return normalize_urbansound8k(table, csv_path)
+
+
+def _int_column(table: pd.DataFrame, column: str, origin: Path | str) -> pd.Series:
+    values = pd.to_numeric(table[column], errors="coerce")
+    bad = values.isna() | (values != values.round())
+    if bad.any():
+        raise MetadataError(f"{origin}: non-numeric {column} values in rows {list(table.index[bad][:5])}")
+    return values.astype(int)
+
+
+def _finish(out: pd.DataFrame, id_column: str) -> pd.DataFrame:
+    """Labels from the class numbers present (so a subset still gets 0..K-1); normalized columns first."""
+    out["label"] = reindexed_labels(out[id_column])
+    ordered = list(NORMALIZED_COLUMNS) + [c for c in out.columns if c not in NORMALIZED_COLUMNS]
+    return out[ordered].reset_index(drop=True)
+
+
+def reindexed_labels(class_numbers: pd.Series) -> pd.Series:
+    """0..K-1 in the order of the source's class numbers (the full UrbanSound8K keeps label == classID)."""
+    numbers = sorted(int(c) for c in class_numbers.unique())
+    return class_numbers.astype(int).map({n: i for i, n in enumerate(numbers)})
 
 
 def normalize_urbansound8k(table: pd.DataFrame, origin: Path | str = "UrbanSound8K.csv") -> pd.DataFrame:
@@ -48,13 +127,54 @@ def normalize_urbansound8k(table: pd.DataFrame, origin: Path | str = "UrbanSound
         raise MetadataError(f"{origin}: non-numeric fold values in rows {list(table.index[bad_fold][:5])}")
     out = table.copy()
     out["fold"] = out["fold"].astype(int)
-    # Labels index the classes present, in classID order: the full dataset keeps label == classID,
-    # and a subset (a few clips, or selected classes) still gets labels 0..K-1.
-    class_ids = sorted(int(c) for c in out["classID"].unique())
-    out["label"] = out["classID"].astype(int).map({cid: i for i, cid in enumerate(class_ids)})
+    out["classID"] = _int_column(out, "classID", origin)
     out["filepath"] = "audio/fold" + out["fold"].astype(str) + "/" + out["slice_file_name"].astype(str)
-    ordered = list(NORMALIZED_COLUMNS) + [c for c in out.columns if c not in NORMALIZED_COLUMNS]
-    return out[ordered].reset_index(drop=True)
+    return _finish(out, "classID")
+
+
+def normalize_esc50(table: pd.DataFrame, origin: Path | str = "esc50.csv") -> pd.DataFrame:
+    """Add filepath/fold/label/class to an ESC-50 table (audio/<filename>; class from category)."""
+    out = table.copy()
+    out["fold"] = _int_column(out, "fold", origin)
+    out["target"] = _int_column(out, "target", origin)
+    out["class"] = out["category"].astype(str)
+    out["filepath"] = "audio/" + out["filename"].astype(str)
+    return _finish(out, "target")
+
+
+def _truthy(values: pd.Series) -> pd.Series:
+    return values.astype(str).str.strip().str.lower().isin({"true", "1", "yes"})
+
+
+def select_esc10(table: pd.DataFrame, origin: Path | str = "esc50.csv") -> pd.DataFrame:
+    """The ESC-10 subset of a normalized ESC-50 table, labels re-indexed 0..9."""
+    if "esc10" not in table.columns:
+        raise MetadataError(f"{origin} has no esc10 column: --esc10 applies to ESC-50 only")
+    out = table[_truthy(table["esc10"])].copy()
+    if out.empty:
+        raise MetadataError(f"{origin}: no row has esc10 == True; restore the original esc50.csv")
+    out["label"] = reindexed_labels(out["target"])
+    return out.reset_index(drop=True)
+
+
+def select_classes(table: pd.DataFrame, classes: list[str] | None, id_column: str,
+                   origin: Path | str = "the metadata") -> pd.DataFrame:
+    """Keep the rows of the named classes (all when None or empty); labels re-indexed 0..K-1."""
+    if not classes:
+        return table
+    known = sorted(table["class"].unique())
+    unknown = [c for c in classes if c not in set(known)]
+    if unknown:
+        raise MetadataError(f"--classes: unknown classes {unknown} in {origin}; known classes: {', '.join(known)}")
+    out = table[table["class"].isin(classes)].copy()
+    out["label"] = reindexed_labels(out[id_column])
+    return out.reset_index(drop=True)
+
+
+def label_map(table: pd.DataFrame, id_column: str) -> pd.DataFrame:
+    """label, class and the source's class number, one row per class, ordered by label."""
+    pairs = table[["label", "class", id_column]].drop_duplicates().sort_values("label")
+    return pairs.rename(columns={id_column: f"source_{id_column}"}).reset_index(drop=True)
 
 
 def class_names_of(table: pd.DataFrame) -> list[str]:
@@ -75,6 +195,10 @@ def validate(table: pd.DataFrame, root: Path | None = None, folds: range | None 
         out_of_range = sorted({int(f) for f in table["fold"]} - set(folds))
         if out_of_range:
             problems.append(f"folds {out_of_range} outside {folds.start}..{folds.stop - 1}")
+    unsafe = [p for p in table["filepath"] if not is_safe_relpath(str(p))]
+    if unsafe:
+        problems.append(f"{len(unsafe)} file paths are absolute or climb out with '..', e.g. {unsafe[0]}; "
+                        "fix the file names in the metadata")
     duplicated = table["filepath"][table["filepath"].duplicated()]
     if not duplicated.empty:
         problems.append(f"{len(duplicated)} duplicated file paths, e.g. {duplicated.iloc[0]}")
@@ -99,3 +223,127 @@ def validate(table: pd.DataFrame, root: Path | None = None, folds: range | None 
 def feature_path(audio_path: str) -> str:
     """Where the features dataset keeps a clip's spectrogram: features/<audio path>.npy."""
     return "features/" + str(Path(audio_path).with_suffix(".npy").as_posix())
+
+
+def is_safe_relpath(path: str) -> bool:
+    """A relative POSIX path that stays inside the dataset root."""
+    if not path or path.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", path):
+        return False
+    return ".." not in PurePosixPath(path.replace("\\", "/")).parts
+
+
+# ----------------------------------------------------------------------------- clip checks
+# Subtypes in which every byte pattern is a valid, finite sample: once the header is sound and the file holds
+# all the bytes the header declares, such a clip decodes; no full read is needed.
+_PLAIN_SUBTYPES = frozenset({"PCM_S8", "PCM_U8", "PCM_16", "PCM_24", "PCM_32", "ULAW", "ALAW"})
+_PLAIN_FORMATS = frozenset({"WAV", "WAVEX", "W64", "RF64", "AIFF", "AU"})  # uncompressed containers (not FLAC)
+_NO_SIZE = (0, 0xFFFFFFFF)  # data sizes that streaming writers leave in the header
+
+
+@dataclass
+class ClipReport:
+    """The clips to use and the ones left out, with the reason (columns filepath, reason)."""
+
+    kept: pd.DataFrame
+    skipped: pd.DataFrame
+
+
+def _wav_truncation(path: Path, size: int) -> str | None:
+    """A reason when a RIFF/WAVE file holds fewer audio bytes than its header declares.
+
+    libsndfile reads such a file without complaint (it returns the frames that are there), so this is
+    checked here from the chunk headers.
+    """
+    with open(path, "rb") as fh:
+        head = fh.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None
+        pos = 12
+        while pos + 8 <= size:
+            fh.seek(pos)
+            chunk = fh.read(8)
+            chunk_id, chunk_size = chunk[:4], int.from_bytes(chunk[4:8], "little")
+            if chunk_id == b"data":
+                available = size - pos - 8
+                if chunk_size not in _NO_SIZE and available < chunk_size:
+                    return f"truncated: the WAV header declares {chunk_size} bytes of audio, the file holds {available}"
+                return None
+            pos += 8 + chunk_size + (chunk_size & 1)
+    return None
+
+
+def _decode_error(exc: Exception) -> str:
+    text = getattr(exc, "error_string", None) or str(exc)
+    return f"cannot decode: {text.strip().rstrip('.')}"
+
+
+def probe_clip(path: Path | str) -> str | None:
+    """None for a clip that decodes to finite samples, else a short reason for the report.
+
+    Reasons: missing, empty, truncated, not audio (cannot decode), zero frames, NaN or Inf samples.
+    Plain PCM, u-law and A-law clips with a sound header are accepted without decoding every frame;
+    float and compressed ones (FLAC, ADPCM, ...) are decoded in blocks to the end.
+    """
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return MISSING
+    except OSError as exc:
+        return f"unreadable: {exc.strerror or exc}"
+    if not path.is_file():
+        return MISSING
+    if size == 0:
+        return "empty file (0 bytes)"
+    try:
+        truncated = _wav_truncation(path, size)
+        if truncated:
+            return truncated
+        with sf.SoundFile(str(path)) as fh:
+            if fh.format in _PLAIN_FORMATS and fh.subtype in _PLAIN_SUBTYPES:
+                return None if fh.frames > 0 else "zero frames"
+            frames = 0
+            for block in fh.blocks(blocksize=1 << 16, dtype="float32", always_2d=True):
+                if not np.isfinite(block).all():
+                    return "NaN or Inf samples"
+                frames += block.shape[0]
+    except (sf.LibsndfileError, RuntimeError, ValueError, OSError) as exc:
+        return _decode_error(exc)
+    return None if frames > 0 else "zero frames"
+
+
+def unlisted_files(root: Path, audio_dir: str, listed: set[str]) -> list[str]:
+    """Files under ``root/audio_dir`` (relative POSIX paths) that no metadata row lists; hidden files
+    (.DS_Store, ._* macOS forks) are ignored."""
+    base = Path(root) / audio_dir
+    if not base.is_dir():
+        return []
+    found = []
+    for folder, dirs, files in os.walk(base):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for name in files:
+            if name.startswith("."):
+                continue
+            rel = (Path(folder) / name).relative_to(root).as_posix()
+            if rel not in listed:
+                found.append(rel)
+    return sorted(found)
+
+
+def check_clips(table: pd.DataFrame, root: Path, audio_dir: str = "audio", listed: set[str] | None = None,
+                workers: int = 2, progress: bool = True) -> ClipReport:
+    """Probe every listed clip (threads: libsndfile releases the GIL) and find files nobody lists.
+
+    ``listed`` is every path the source's table names (default: the table's), so clips of classes
+    left out on purpose are not reported as unlisted. Clips that fail are dropped from ``kept``.
+    """
+    root = Path(root)
+    paths = table["filepath"].astype(str).tolist()
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        reasons = list(tqdm(pool.map(lambda rel: probe_clip(root / rel), paths), total=len(paths),
+                            desc="checking clips", unit="clip", disable=not progress))
+    bad = [(p, r) for p, r in zip(paths, reasons) if r is not None]
+    extra = [(p, UNLISTED) for p in unlisted_files(root, audio_dir, set(paths) if listed is None else listed)]
+    skipped = pd.DataFrame(sorted(bad + extra), columns=list(SKIPPED_COLUMNS))
+    kept = table[[r is None for r in reasons]].reset_index(drop=True)
+    return ClipReport(kept=kept, skipped=skipped)

@@ -1,0 +1,203 @@
+"""Broken and odd clips: each broken one is skipped with its reason, odd but valid ones are used.
+
+The acceptance run: a folder in UrbanSound8K layout salted with broken clips, a missing file and a stray
+one goes through get_data -> preprocessing -> training; the run finishes, lists each broken clip with its
+reason, trains on the rest, and the folder's bytes are unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+
+import get_data
+import preprocessing
+import training
+from audioclf.metadata import MISSING, UNLISTED, check_clips, probe_clip
+from audioclf.store import LocalStore
+
+RATE = 8000
+CLASSES = ("air_conditioner", "car_horn", "children_playing")
+
+
+def tone(seconds: float = 0.25, rate: int = RATE, freq: float = 440.0, channels: int = 1) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    mono = 0.3 * np.sin(2 * np.pi * freq * t).astype(np.float32)
+    return np.repeat(mono[:, None], channels, axis=1)
+
+
+def _wav_bytes(path: Path, data: np.ndarray, rate: int = RATE, subtype: str = "PCM_16") -> bytes:
+    sf.write(path, data, rate, subtype=subtype, format="WAV")
+    return path.read_bytes()
+
+
+# Odd but valid: every one must be used.
+def write_odd(path: Path, kind: str) -> None:
+    if kind == "ulaw":
+        sf.write(path, tone(), RATE, subtype="ULAW", format="WAV")
+    elif kind == "ima_adpcm":
+        sf.write(path, tone(), RATE, subtype="IMA_ADPCM", format="WAV")
+    elif kind == "six_channels":
+        sf.write(path, tone(channels=6), RATE, subtype="PCM_16", format="WAV")
+    elif kind == "192khz_24bit":
+        sf.write(path, tone(0.1, 192_000), 192_000, subtype="PCM_24", format="WAV")
+    elif kind == "50ms":
+        sf.write(path, tone(0.05), RATE, subtype="PCM_16", format="WAV")
+    elif kind == "silence":
+        sf.write(path, np.zeros((RATE // 4, 1), np.float32), RATE, subtype="PCM_16", format="WAV")
+    elif kind == "flac_named_wav":
+        sf.write(path, tone(), RATE, format="FLAC")  # FLAC bytes under a .wav name
+    elif kind == "float_stereo":
+        sf.write(path, tone(channels=2), RATE, subtype="FLOAT", format="WAV")
+    elif kind == "pcm_u8":
+        sf.write(path, tone(), RATE, subtype="PCM_U8", format="WAV")
+    else:
+        raise ValueError(kind)
+
+
+ODD = ("ulaw", "ima_adpcm", "six_channels", "192khz_24bit", "50ms", "silence", "flac_named_wav", "float_stereo",
+       "pcm_u8")
+
+
+# Broken: (kind, expected start of the reason).
+def write_broken(path: Path, kind: str) -> None:
+    if kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "truncated":
+        whole = _wav_bytes(path, tone(1.0))
+        path.write_bytes(whole[: len(whole) // 2])
+    elif kind == "truncated_flac":
+        sf.write(path, tone(1.0) + 0.01 * np.random.default_rng(0).standard_normal((RATE, 1)).astype(np.float32),
+                 RATE, format="FLAC")
+        whole = path.read_bytes()
+        path.write_bytes(whole[: len(whole) // 2])
+    elif kind == "not_audio":
+        path.write_text("this is a text file with a .wav name\n")
+    elif kind == "zero_frames":
+        sf.write(path, np.zeros((0, 1), np.float32), RATE, subtype="PCM_16", format="WAV")
+    elif kind in ("nan", "inf"):
+        data = tone()
+        data[100, 0] = np.nan if kind == "nan" else np.inf
+        sf.write(path, data, RATE, subtype="FLOAT", format="WAV")
+    elif kind == "riff_garbage":
+        path.write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(range(200)))
+    else:
+        raise ValueError(kind)
+
+
+BROKEN = {
+    "empty": "empty file",
+    "truncated": "truncated",
+    "truncated_flac": "cannot decode",
+    "not_audio": "cannot decode",
+    "zero_frames": "zero frames",
+    "nan": "NaN or Inf",
+    "inf": "NaN or Inf",
+    "riff_garbage": "cannot decode",
+}
+
+
+@pytest.mark.parametrize("kind", ODD)
+def test_odd_but_valid_clips_pass(tmp_path, kind):
+    path = tmp_path / f"{kind}.wav"
+    write_odd(path, kind)
+    assert probe_clip(path) is None
+
+
+@pytest.mark.parametrize("kind", sorted(BROKEN))
+def test_broken_clips_get_a_reason(tmp_path, kind):
+    path = tmp_path / f"{kind}.wav"
+    write_broken(path, kind)
+    reason = probe_clip(path)
+    assert reason is not None and reason.startswith(BROKEN[kind]), reason
+
+
+def test_missing_clip(tmp_path):
+    assert probe_clip(tmp_path / "nope.wav") == MISSING
+
+
+# --- the acceptance run --------------------------------------------------------------------------
+
+def build_salted_folder(root: Path) -> tuple[pd.DataFrame, dict[str, str]]:
+    """UrbanSound8K layout, 3 classes x 10 folds x 2 clips; folds 1..8 salted. Returns the table and
+    {filepath: expected reason prefix} for every file that must be skipped."""
+    rows = []
+    for fold in range(1, 11):
+        for class_id, name in enumerate(CLASSES):
+            for take in range(2):
+                rows.append({"slice_file_name": f"{100 + class_id}-{class_id}-{take}-{fold}.wav", "fsID": 100 + class_id,
+                             "start": 0.0, "end": 0.25, "salience": 1, "fold": fold, "classID": class_id,
+                             "class": name})
+    table = pd.DataFrame(rows)
+    for row in table.itertuples():
+        path = root / "audio" / f"fold{row.fold}" / row.slice_file_name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(path, tone(freq=300.0 * (row.classID + 1)), RATE, subtype="PCM_16")
+    (root / "metadata").mkdir()
+    table.to_csv(root / "metadata" / "UrbanSound8K.csv", index=False)
+
+    salt = [r for r in table.itertuples() if r.fold <= 8]
+    expected: dict[str, str] = {}
+    for row, kind in zip(salt, ODD):  # odd but valid: used
+        write_odd(root / "audio" / f"fold{row.fold}" / row.slice_file_name, kind)
+    for row, kind in zip(salt[len(ODD):], sorted(BROKEN)):  # broken: skipped
+        rel = f"audio/fold{row.fold}/{row.slice_file_name}"
+        write_broken(root / rel, kind)
+        expected[rel] = BROKEN[kind]
+    gone = salt[len(ODD) + len(BROKEN)]
+    rel = f"audio/fold{gone.fold}/{gone.slice_file_name}"
+    (root / rel).unlink()
+    expected[rel] = MISSING
+    sf.write(root / "audio" / "fold1" / "stray.wav", tone(), RATE)
+    expected["audio/fold1/stray.wav"] = UNLISTED
+    (root / "audio" / "fold1" / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")  # hidden: ignored
+    return table, expected
+
+
+def tree_digest(folder: Path) -> dict[str, str]:
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_check_clips_lists_each_bad_file_and_keeps_the_rest(tmp_path):
+    from audioclf.metadata import read_urbansound8k
+
+    table, expected = build_salted_folder(tmp_path)
+    report = check_clips(read_urbansound8k(tmp_path), tmp_path, workers=2, progress=False)
+    got = dict(zip(report.skipped["filepath"], report.skipped["reason"]))
+    assert set(got) == set(expected)
+    for rel, prefix in expected.items():
+        assert got[rel].startswith(prefix), (rel, got[rel])
+    assert len(report.kept) == len(table) - (len(expected) - 1)  # the stray file was never a row
+
+
+def test_salted_folder_run_finishes_reports_and_trains_on_the_rest(tmp_path):
+    source, out = tmp_path / "UrbanSound8K", tmp_path / "outputs"
+    source.mkdir()
+    table, expected = build_salted_folder(source)
+    before = tree_digest(source)
+    common = ["--offline", "--output-dir", str(out)]
+
+    raw = get_data.main(["--source", str(source), "--workers", "2"] + common)
+    skipped = pd.read_csv(raw["skipped_report"])
+    got = dict(zip(skipped["filepath"], skipped["reason"]))
+    assert set(got) == set(expected)
+    assert all(got[rel].startswith(prefix) for rel, prefix in expected.items()), got
+    assert raw["num_skipped"] == len(expected)
+    assert raw["num_clips"] == len(table) - (len(expected) - 1)
+    dataset = LocalStore(out / "datasets").get(raw["dataset_id"])
+    registered = dataset.read_table("metadata.csv")
+    assert sorted(dataset.list_files("audio/*")) == sorted(registered["filepath"])
+    assert not set(expected) & set(registered["filepath"])
+    assert "metadata/UrbanSound8K.csv" in dataset.list_files()
+
+    feats = preprocessing.main(["--dataset-id", raw["dataset_id"], "--device", "cpu", "--workers", "2"] + common)
+    assert feats["num_skipped"] == 0 and feats["num_clips"] == raw["num_clips"]
+    train = training.main(["--dataset-id", feats["dataset_id"], "--epochs", "1", "--device", "cpu"] + common)
+    assert 0.0 <= train["test"]["accuracy"] <= 1.0
+    assert tree_digest(source) == before, "the source folder must not change"
