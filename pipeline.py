@@ -69,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     knobs = parser.add_argument_group("pipeline parameters (editable in the ClearML UI when online)")
     knobs.add_argument("--source", default="synthetic", help="get_data --source (default: %(default)s)")
     knobs.add_argument("--num-clips", type=int, default=1000, help="get_data --num-clips (default: %(default)s)")
+    knobs.add_argument("--classes", default="",
+                       help="get_data --classes, comma-separated class names (default: every class)")
     knobs.add_argument("--seed", type=int, default=0, help="data and training seed (default: %(default)s)")
     knobs.add_argument("--model", default="compact", help="training --model (default: %(default)s)")
     knobs.add_argument("--epochs", type=int, default=30, help="training --epochs (default: %(default)s)")
@@ -107,7 +109,8 @@ def step_arguments(args: argparse.Namespace) -> dict[str, list[str]]:
     """Each step's own command line, without the dataset id that the previous step provides."""
     common = ["--project", args.project, "--output-dir", str(args.output_dir), "--offline"]
     return {
-        "get_data": ["--source", args.source, "--num-clips", str(args.num_clips), "--seed", str(args.seed)] + common,
+        "get_data": ["--source", args.source, "--num-clips", str(args.num_clips), "--seed", str(args.seed)]
+        + (["--classes", args.classes] if args.classes else []) + common,
         "preprocessing": ["--device", args.device] + common,
         "training": ["--model", args.model, "--epochs", str(args.epochs), "--seed", str(args.seed),
                      "--device", args.device] + common,
@@ -197,7 +200,7 @@ def build_controller(args: argparse.Namespace):
     pipe.add_step(
         name="get_data", execution_queue=args.queue, cache_executed_step=cache,
         parameter_override={**common, "Args/source": "${pipeline.source}", "Args/num_clips": "${pipeline.num_clips}",
-                            "Args/seed": "${pipeline.seed}"},
+                            "Args/seed": "${pipeline.seed}", **({"Args/classes": args.classes} if args.classes else {})},
         **_base_task(args, STEPS["get_data"]))
     pipe.add_step(
         name="preprocessing", parents=["get_data"], execution_queue=args.gpu_queue, cache_executed_step=cache,
