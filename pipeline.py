@@ -30,6 +30,7 @@ import get_data
 import preprocessing
 import training
 from audioclf import tracking
+from audioclf.crossval import parse_fold_list
 
 REPO_ROOT = Path(__file__).resolve().parent
 ALL_FOLDS = list(range(1, 11))
@@ -53,13 +54,12 @@ STEPS = {
 
 def parse_folds(value: str) -> list[int]:
     """'10' -> [10]; '1,2,3' -> [1, 2, 3]; 'all' -> 1..10."""
-    if value == "all":
-        return list(ALL_FOLDS)
     try:
-        folds = sorted({int(v) for v in value.split(",") if v.strip()})
+        folds = parse_fold_list(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"--folds takes 'all' or fold numbers like 10 or 1,2,3; got {value!r}")
-    if not folds or not set(folds) <= set(ALL_FOLDS):
+    folds = list(ALL_FOLDS) if folds is None else folds
+    if not set(folds) <= set(ALL_FOLDS):
         raise argparse.ArgumentTypeError(f"--folds must be within 1..10; got {value!r}")
     return folds
 

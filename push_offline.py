@@ -34,7 +34,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> dict:
     args = build_parser().parse_args(argv)
-    if not tracking.clearml_configured():
+    offline, why = tracking.decide_offline(False)
+    if offline:
+        # Pushing in offline mode would only write new offline sessions and record their offline-* ids.
+        if tracking.clearml_configured():
+            tracking.fail(f"cannot push while ClearML is offline ({why}): unset CLEARML_OFFLINE_MODE and rerun")
         tracking.fail("no ClearML server is configured: run clearml-init or set CLEARML_API_HOST, "
                       "CLEARML_API_ACCESS_KEY and CLEARML_API_SECRET_KEY first")
     result = {"datasets": {}, "sessions": {}}

@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 
 from audioclf import crossval, evaluation, plots, tracking
+from audioclf.crossval import parse_fold_list
 from audioclf.device import resolve_device
 from audioclf.export import EXPORT_FORMATS, export_file
 from audioclf.models import ARCHITECTURES, AudioClassifier, save_model
@@ -41,12 +42,11 @@ _DEFAULTS = TrainConfig()
 
 def parse_folds(value: str) -> list[int]:
     """'all' -> every fold of the dataset (resolved later: []); '1,2,3' -> [1, 2, 3]."""
-    if value == "all":
-        return []
     try:
-        return sorted({int(v) for v in value.split(",") if v.strip()})
+        folds = parse_fold_list(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"--folds takes 'all' or fold numbers like 1,2,3; got {value!r}")
+    return [] if folds is None else folds
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -350,3 +350,23 @@ def test_load_model_rejects_files_that_are_not_torch_files(tmp_path, payload):
     path.write_bytes(payload)
     with pytest.raises(ValueError):
         load_model(path)
+
+
+# --- --folds values, typed or read back from ClearML's Args/ -------------------------------------
+
+@pytest.mark.parametrize("text, folds", [
+    ("1,2,3", [1, 2, 3]), ("3, 1,1", [1, 3]), ("10", [10]), ("all", None), ("ALL", None),
+    ("[1, 2, 3]", [1, 2, 3]), ("['1,2,3']", [1, 2, 3]), ("[]", None),
+])
+def test_parse_fold_list(text, folds):
+    from audioclf.crossval import parse_fold_list
+
+    assert parse_fold_list(text) == folds
+
+
+@pytest.mark.parametrize("text", ["", ",", "1,x", "-1", "1.5", "[a]", "None"])
+def test_parse_fold_list_rejects(text):
+    from audioclf.crossval import parse_fold_list
+
+    with pytest.raises(ValueError, match="fold numbers"):
+        parse_fold_list(text)

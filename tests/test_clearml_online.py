@@ -1,0 +1,942 @@
+"""The ClearML ONLINE code paths, without a server.
+
+No ClearML server can run here, so (as the project's guide asks):
+- where the SDK's offline mode works (offline sessions, PipelineController DAG
+  construction), the real SDK runs offline and the tests read what it wrote;
+- where a call needs a server, the real classes are replaced by
+  ``create_autospec`` of the real clearml classes (Task, Dataset, Logger,
+  OutputModel, PipelineController, APIClient), so a wrong argument name or a
+  method that does not exist fails the test. ``tests/clearml_fakes.py`` holds
+  the doubles; its FakeDatasetServer follows ClearML Datasets' rules so that a
+  stage really reads back what it registered;
+- an unreachable server is tested for real: a subprocess against a refused
+  loopback port.
+
+Tiny artefacts (40 synthetic clips, 1 training epoch on the CPU) are built once
+per module.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from unittest.mock import call, create_autospec
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import clearml
+import cross_validation
+import get_data
+import pipeline
+import preprocessing
+import push_offline
+import training
+from audioclf import clearml_store, crossval, sync, tracking
+from audioclf.store import LocalStore
+from clearml import Dataset, Logger, OutputModel, PipelineController, Task
+from clearml.backend_api.session import client as api_client_module
+from clearml.binding.args import PatchArgumentParser, call_original_argparser
+from clearml.binding.artifacts import Artifact
+from clearml.utilities.matching import matches_any_wildcard
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import clearml_fakes as fakes  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+NUM_CLIPS = 40
+ONLINE_REASON = "test: pretend a ClearML server is configured"
+
+
+# --- helpers ---------------------------------------------------------------------------------------
+
+def session_events(session_dir: str | Path) -> list[dict]:
+    """All events of an offline ClearML session (metrics.jsonl: one JSON array per line)."""
+    events = []
+    path = Path(session_dir) / "metrics.jsonl"
+    for line in path.read_text().splitlines() if path.is_file() else []:
+        if line.strip():
+            events.extend(json.loads(line))
+    return events
+
+
+def clean_subprocess_env(tmp_path: Path) -> dict:
+    """The environment without any ClearML/Trains variable (offline mode and credentials included)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CLEARML_", "TRAINS_"))}
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    env.update(HOME=str(home), CLEARML_CACHE_DIR=str(tmp_path / "clearml-cache"), CLEARML_LOG_LEVEL="ERROR",
+               TQDM_DISABLE="1")
+    return env
+
+
+def agent_parse(task, build_parser, script: str, monkeypatch):
+    """What argparse returns when clearml-agent runs ``script`` for ``task`` with no command line.
+
+    The SDK's argparse patch (clearml/binding/args.py, ``_patched_parse_args`` when running remotely) calls
+    ``task._connect_argparse(parser, parsed_args=None)`` -> ``task._arguments.copy_to_parser(parser, None)``
+    (the task's Args/ become the parser's defaults) and then the original ``parse_args``. Same calls here,
+    on an offline task holding what ``Task.init`` + connect recorded.
+    """
+    monkeypatch.setattr(sys, "argv", [script])  # the agent starts the script with no arguments
+    parser = build_parser()
+    try:
+        task._arguments.copy_to_parser(parser, None)
+        return call_original_argparser(parser, args=None)
+    except SystemExit as exc:
+        pytest.fail(f"under an agent, {script} would stop in argparse (exit {exc.code}) on the recorded Args/: "
+                    f"{ {k: v for k, v in task.get_parameters().items() if k.startswith('Args/')} }")
+
+
+# --- fixtures --------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def offline_runs(tmp_path_factory):
+    """Real offline runs: raw -> features -> two trainings (test folds 10 and 9)."""
+    out = tmp_path_factory.mktemp("offline-runs")
+    common = ["--offline", "--output-dir", str(out)]
+    raw = get_data.main(["--num-clips", str(NUM_CLIPS), "--seed", "1", "--workers", "1"] + common)
+    feats = preprocessing.main(["--dataset-id", raw["dataset_id"], "--device", "cpu", "--workers", "1"] + common)
+    base = ["--dataset-id", feats["dataset_id"], "--epochs", "1", "--device", "cpu", "--batch-size", "16"] + common
+    fold10 = training.main(base)
+    fold9 = training.main(base + ["--test-fold", "9", "--val-fold", "8"])
+    return SimpleNamespace(out=out, store=LocalStore(out / "datasets"), raw=raw, features=feats,
+                           trainings=[fold10, fold9])
+
+
+@pytest.fixture
+def online(monkeypatch, tmp_path):
+    """The stages believe a server is configured: Task and config_obj in audioclf.tracking are autospecs,
+    and audioclf.clearml_store.Dataset is a FakeDatasetServer."""
+    task_cls, task, logger = fakes.online_task()
+    config = create_autospec(tracking.config_obj)
+    server = fakes.FakeDatasetServer(tmp_path / "server")
+    monkeypatch.setattr(tracking, "Task", task_cls)
+    monkeypatch.setattr(tracking, "config_obj", config)
+    monkeypatch.setattr(tracking, "decide_offline", lambda offline_flag: (False, ONLINE_REASON))
+    monkeypatch.setattr(clearml_store, "Dataset", server.Dataset)
+    return SimpleNamespace(Task=task_cls, task=task, logger=logger, config=config, server=server,
+                           out=tmp_path / "outputs")
+
+
+@pytest.fixture
+def offline_controller(monkeypatch):
+    """Build pipeline controllers for real in offline mode; close their controller tasks afterwards.
+
+    Offline mode stays on afterwards (as after any offline stage run in this process): switching the test
+    process to online could let a stray real SDK call reach for a server."""
+    Task.set_offline(True)
+    monkeypatch.setattr(Task, "_report_subprocess_enabled", False)  # close() in 0 s (CLEARML_NOTES.md §0)
+
+    def build(argv: list[str]):
+        args = pipeline.build_parser().parse_args(argv)
+        return args, pipeline.build_controller(args)
+
+    yield build
+    current = Task.current_task()
+    if current is not None:
+        current.close()
+
+
+# =====================================================================================================
+# 1. ClearMLStore: the calls it makes on clearml.Dataset
+# =====================================================================================================
+
+@pytest.fixture
+def dataset_cls(monkeypatch):
+    cls = create_autospec(Dataset)
+    instance = create_autospec(Dataset, instance=True)
+    instance.id = "ds-created"
+    cls.create.return_value = instance
+    fetched = create_autospec(Dataset, instance=True)
+    fetched.id = "ds-fetched"
+    cls.get.return_value = fetched
+    monkeypatch.setattr(clearml_store, "Dataset", cls)
+    return cls
+
+
+def test_store_create_passes_name_project_tags_parent_and_storage(dataset_cls):
+    draft = clearml_store.ClearMLStore(output_uri="s3://bucket/audio").create(
+        "UrbanSound8K features", "Audio Classification", tags=["features"], parent_ids=["ds-raw"],
+        description="log-mel features of ds-raw")
+    dataset_cls.create.assert_called_once_with(
+        dataset_name="UrbanSound8K features", dataset_project="Audio Classification", dataset_tags=["features"],
+        parent_datasets=["ds-raw"], output_uri="s3://bucket/audio", description="log-mel features of ds-raw")
+    assert draft.id == "ds-created"
+
+
+def test_store_create_without_parent_passes_none(dataset_cls):
+    clearml_store.ClearMLStore().create("raw", "P", tags=["raw"])
+    clearml_store.ClearMLStore().create("raw", "P", tags=["raw"], parent_ids=[])
+    for made in dataset_cls.create.call_args_list:
+        assert made.kwargs["parent_datasets"] is None and made.kwargs["output_uri"] is None
+
+
+def test_draft_add_files_maps_folder_and_dataset_path(dataset_cls, tmp_path):
+    draft = clearml_store.ClearMLStore().create("raw", "P")
+    ds = dataset_cls.create.return_value
+    draft.add_files(tmp_path, dataset_path="audio", move=True)
+    draft.add_files(tmp_path)
+    assert ds.add_files.call_args_list == [
+        call(path=str(tmp_path), dataset_path="audio", recursive=True),
+        call(path=str(tmp_path), dataset_path=None, recursive=True),
+    ]
+
+
+def test_draft_add_table_adds_a_real_csv_and_sets_metadata(dataset_cls):
+    draft = clearml_store.ClearMLStore().create("raw", "P")
+    ds = dataset_cls.create.return_value
+    table = pd.DataFrame({"filepath": ["audio/fold1/a.wav", "audio/fold2/b.wav"], "fold": [1, 2]})
+    seen = {}
+
+    def add_files(path, dataset_path=None, **_):  # read the file while it exists (a scratch file)
+        seen[(Path(path).name, dataset_path)] = pd.read_csv(path)
+        return 1
+
+    ds.add_files.side_effect = add_files
+    draft.add_table("metadata.csv", table)
+    draft.add_table("tables/label_map.csv", table.head(1))
+    assert set(seen) == {("metadata.csv", None), ("label_map.csv", "tables")}
+    pd.testing.assert_frame_equal(seen[("metadata.csv", None)], table)
+    assert [c.kwargs["metadata_name"] for c in ds.set_metadata.call_args_list] == ["metadata", "label_map"]
+    first = ds.set_metadata.call_args_list[0]
+    pd.testing.assert_frame_equal(first.args[0] if first.args else first.kwargs["metadata"], table)
+    assert first.kwargs["ui_visible"] is True
+
+
+def test_draft_add_json_adds_the_json_file(dataset_cls):
+    draft = clearml_store.ClearMLStore().create("features", "P")
+    ds = dataset_cls.create.return_value
+    seen = {}
+    ds.add_files.side_effect = lambda path, dataset_path=None, **_: seen.update(
+        {Path(path).name: (json.loads(Path(path).read_text()), dataset_path)})
+    draft.add_json("features.json", {"class_names": ["a", "b"], "shape": [64, 173]})
+    assert seen == {"features.json": ({"class_names": ["a", "b"], "shape": [64, 173]}, None)}
+
+
+def test_draft_finalize_uploads_then_finalizes_with_payloads_still_on_disk(dataset_cls):
+    draft = clearml_store.ClearMLStore().create("raw", "P")
+    ds = dataset_cls.create.return_value
+    added = []
+    ds.add_files.side_effect = lambda path, **_: added.append(Path(path))
+    ds.upload.side_effect = lambda **_: [pytest.fail(f"{p} gone before upload()") for p in added if not p.is_file()]
+    draft.add_table("metadata.csv", pd.DataFrame({"a": [1]}))
+    result = draft.finalize()
+    names = [c[0] for c in ds.mock_calls]
+    assert names.index("upload") < names.index("finalize")
+    assert names.count("upload") == 1 and names.count("finalize") == 1
+    assert result.id == "ds-created"
+    assert not any(p.exists() for p in added), "the scratch copies are removed once finalized"
+
+
+def test_store_get_by_id_with_alias_and_partial_download(dataset_cls, tmp_path):
+    fetched = dataset_cls.get.return_value
+    listing = ["audio/fold1/a.wav", "features.csv", "features.json", "features/audio/fold1/a.npy",
+               "metadata.csv"]
+    fetched.list_files.side_effect = lambda dataset_path=None, recursive=True, dataset_id=None: [
+        f for f in listing if matches_any_wildcard(f, dataset_path)]
+    fetched.get_local_copy.return_value = str(tmp_path)
+    dataset = clearml_store.ClearMLStore().get("ds-features", alias="features_dataset",
+                                               needs=("features/*", "features.csv", "features.json"))
+    dataset_cls.get.assert_called_once_with(dataset_id="ds-features", alias="features_dataset")
+    assert dataset.path("features.csv") == tmp_path / "features.csv"
+    assert dataset.path("features/audio/fold1/a.npy") == tmp_path / "features/audio/fold1/a.npy"
+    fetched.get_local_copy.assert_called_once_with(
+        files=["features.csv", "features.json", "features/audio/fold1/a.npy"])
+
+
+def test_store_get_without_needs_downloads_everything_once(dataset_cls, tmp_path):
+    fetched = dataset_cls.get.return_value
+    fetched.get_local_copy.return_value = str(tmp_path)
+    (tmp_path / "metadata.csv").write_text("filepath,fold\na.wav,1\n")
+    dataset = clearml_store.ClearMLStore().get("ds-raw")
+    dataset_cls.get.assert_called_once_with(dataset_id="ds-raw", alias=None)
+    assert dataset.read_table("metadata.csv")["fold"].tolist() == [1]
+    assert dataset.path("audio/x.wav") == tmp_path / "audio/x.wav"
+    fetched.get_local_copy.assert_called_once_with()
+    fetched.list_files.assert_not_called()
+
+
+def test_dataset_lineage_and_listing_map_to_the_sdk(dataset_cls):
+    fetched = dataset_cls.get.return_value
+    fetched.get_dependency_graph.return_value = {"ds-fetched": ["ds-raw"], "ds-raw": []}
+    fetched.list_files.return_value = ["x"]
+    dataset = clearml_store.ClearMLStore().get("ds-fetched")
+    assert dataset.parent_ids == ["ds-raw"]
+    dataset.list_files("features/*", added_only=True)
+    dataset.list_files()
+    assert fetched.list_files.call_args_list == [call(dataset_path="features/*", dataset_id="ds-fetched"),
+                                                 call(dataset_path=None, dataset_id=None)]
+
+
+# =====================================================================================================
+# 2. Each stage online, end to end against the fake server
+# =====================================================================================================
+
+def test_get_data_online_registers_the_raw_dataset(online):
+    result = get_data.main(["--num-clips", "20", "--workers", "1", "--output-dir", str(online.out)])
+    server, task, logger = online.server, online.task, online.logger
+
+    # Task: requirements first, then Task.init online with the files server as output_uri.
+    online.Task.force_requirements_env_freeze.assert_called_once_with(
+        force=True, requirements_file=str(REPO / "requirements.txt"))
+    online.Task.init.assert_called_once()
+    init = online.Task.init.call_args.kwargs
+    assert init["project_name"] == "Audio Classification" and init["task_name"] == "get_data"
+    assert init["task_type"] is online.Task.TaskTypes.data_processing
+    assert init["tags"] == ["raw", "audio"] and init["output_uri"] is True and init["reuse_last_task_id"] is False
+    online.Task.set_offline.assert_called_once_with(False)
+    task._connect_argparse.assert_called_once()
+    task.execute_remotely.assert_not_called()
+
+    # Dataset: created with the tags and no parent, the audio + metadata folder + tables, uploaded, finalized.
+    server.Dataset.create.assert_called_once_with(
+        dataset_name="UrbanSound8K raw", dataset_project="Audio Classification", dataset_tags=["raw", "audio"],
+        parent_datasets=None, output_uri=None, description="synthetic UrbanSound8K layout, 20 clips, seed 0")
+    (record,) = server.created()
+    assert result["dataset_id"] == record.id and record.final
+    kinds = [e[0] for e in server.events]
+    assert kinds[0] == "create" and kinds[-2:] == ["upload", "finalize"]
+    paths = [e[3] for e in server.events if e[0] == "add_files"]
+    assert paths[:2] == ["audio", "metadata"], "the audio folder, then the source's metadata folder"
+    table = pd.read_csv(server.records[record.id].files["metadata.csv"].stored)
+    assert len(table) == 20 == result["num_clips"]
+    assert server.own_files(record.id) == (set(table["filepath"]) | {"metadata.csv", "label_map.csv",
+                                                                      "metadata/UrbanSound8K.csv"})
+    assert set(record.metadata) == {"metadata", "label_map"}
+    assert not list((online.out / "staging").glob("synthetic-*")), "the staged source is removed after upload"
+
+    # The task publishes the id (after finalize) and reports the class histogram.
+    task.set_parameter.assert_any_call("General/dataset_id", record.id)
+    ((hist_args, hist_kwargs),) = [(c.args, c.kwargs) for c in logger.report_histogram.call_args_list]
+    assert hist_kwargs["xlabels"] == result["classes"] and sum(hist_kwargs["values"]) == 20
+    assert hist_kwargs["title"] == "Class distribution"
+    assert "metadata" in [c.kwargs["name"] for c in task.upload_artifact.call_args_list]
+    assert result["task_id"] == task.id and result["offline"] is False and result["session_dir"] is None
+    task.flush.assert_called_with(wait_for_uploads=True)
+    task.close.assert_called_once_with()
+
+
+def test_get_data_online_publishes_the_id_only_after_finalize(online):
+    server = online.server
+    published = []
+    online.task.set_parameter.side_effect = lambda name, value, *a, **k: published.append(
+        (name, value, server.records[value].final if value in server.records else None))
+    get_data.main(["--num-clips", "12", "--workers", "1", "--output-dir", str(online.out)])
+    assert published == [("General/dataset_id", server.created()[0].id, True)]
+
+
+def test_get_data_online_storage_goes_to_task_and_dataset(online):
+    get_data.main(["--num-clips", "12", "--workers", "1", "--storage", "s3://bucket/clearml",
+                   "--output-dir", str(online.out)])
+    assert online.Task.init.call_args.kwargs["output_uri"] == "s3://bucket/clearml"
+    assert online.server.Dataset.create.call_args.kwargs["output_uri"] == "s3://bucket/clearml"
+
+
+def test_preprocessing_online_creates_a_child_that_uploads_only_features(online, offline_runs):
+    server = online.server
+    raw_id = server.import_local(offline_runs.store, offline_runs.raw["dataset_id"])
+    result = preprocessing.main(["--dataset-id", raw_id, "--device", "cpu", "--workers", "1",
+                                 "--output-dir", str(online.out)])
+
+    server.Dataset.get.assert_called_once_with(dataset_id=raw_id, alias="raw_dataset")
+    server.Dataset.create.assert_called_once_with(
+        dataset_name="UrbanSound8K features", dataset_project="Audio Classification",
+        dataset_tags=["features", "log-mel"], parent_datasets=[raw_id], output_uri=None,
+        description=f"log-mel features of {raw_id}")
+    (child,) = server.created()
+    assert child.final and child.parents == [raw_id] and result["dataset_id"] == child.id
+    assert result["parent_id"] == raw_id
+    own = server.own_files(child.id)
+    assert not [f for f in own if f.endswith(".wav")], "the child must not upload the audio again"
+    offline_child = offline_runs.store.get(offline_runs.features["dataset_id"])
+    assert own == set(offline_child.list_files(added_only=True))
+    assert set(child.files) == set(offline_child.list_files()), "audio inherited, features added"
+    info = json.loads(server.read(child.id, "features.json"))
+    assert info["raw_dataset_id"] == raw_id and info["num_clips"] == NUM_CLIPS
+    some = sorted(f for f in own if f.endswith(".npy"))[0]
+    assert np.array_equal(np.load(server.records[child.id].files[some].stored),
+                          np.load(offline_child.path(some))), "same features online and offline"
+    online.task.set_parameter.assert_any_call("General/dataset_id", child.id)
+    assert online.task.connect.call_args.kwargs["name"] == "Features"
+    assert online.logger.report_image.called and online.logger.report_media.called
+    assert online.Task.init.call_args.kwargs["tags"] == ["features", "log-mel"]
+
+
+def test_training_online_reads_only_features_and_registers_an_output_model(online, offline_runs, monkeypatch):
+    server = online.server
+    features_id = server.import_local(offline_runs.store, offline_runs.features["dataset_id"])
+    model_cls = create_autospec(OutputModel)
+    weights_seen = []
+    model_cls.return_value.update_weights.side_effect = lambda weights_filename=None, **_: weights_seen.append(
+        Path(weights_filename).is_file())
+    monkeypatch.setattr(clearml, "OutputModel", model_cls)
+
+    result = training.main(["--dataset-id", features_id, "--epochs", "1", "--device", "cpu", "--batch-size", "16",
+                            "--output-dir", str(online.out)])
+
+    server.Dataset.get.assert_called_once_with(dataset_id=features_id, alias="features_dataset")
+    wanted = sorted(f for f in server.records[features_id].files
+                    if f.startswith("features/") or f in ("features.csv", "features.json"))
+    assert server.downloads == [(features_id, wanted)], "one partial download: the features, never the audio"
+    assert not [f for f in wanted if f.endswith(".wav")]
+    server.Dataset.create.assert_not_called()
+
+    class_names = json.loads(server.read(features_id, "features.json"))["class_names"]
+    model_cls.assert_called_once()
+    kwargs = model_cls.call_args.kwargs
+    assert kwargs["task"] is online.task and kwargs["framework"] == "PyTorch"
+    assert kwargs["label_enumeration"] == {name: i for i, name in enumerate(class_names)}
+    assert kwargs["config_dict"]["feature_config"]["n_mels"] == 64
+    model_path = Path(result["model_path"])
+    model_cls.return_value.update_weights.assert_called_once_with(weights_filename=str(model_path),
+                                                                 auto_delete_file=False)
+    assert weights_seen == [True] and model_path.is_file()
+    artifacts = [c.kwargs["name"] for c in online.task.upload_artifact.call_args_list]
+    assert {"metrics", "confusion_matrix"} <= set(artifacts) and "model" not in artifacts
+    assert online.Task.init.call_args.kwargs["task_type"] is online.Task.TaskTypes.training
+    assert result["dataset_id"] == features_id
+    assert online.logger.report_confusion_matrix.call_args.kwargs["xlabels"] == class_names
+
+
+def test_cross_validation_online_reads_training_tasks(online, monkeypatch):
+    """The pipeline's aggregation step under an agent: --training-tasks id,id."""
+    getter = create_autospec(Task)
+    frames = {"t1": pd.DataFrame([[2, 1], [0, 3]], index=["a", "b"], columns=["a", "b"]),
+              "t2": pd.DataFrame([[1, 0], [1, 1]], index=["a", "b"], columns=["a", "b"])}
+    metrics = {"t1": {"test_fold": 1, "test": {"accuracy": 5 / 6, "f1_macro": 0.8}, "num_test": 6},
+               "t2": {"test_fold": 2, "test": {"accuracy": 2 / 3, "f1_macro": 0.6}, "num_test": 3}}
+
+    def get_task(task_id=None, **_):
+        task = create_autospec(Task, instance=True)
+        task.id = task_id
+        task.artifacts = {"metrics": create_autospec(Artifact, instance=True),
+                          "confusion_matrix": create_autospec(Artifact, instance=True)}
+        task.artifacts["metrics"].get.return_value = metrics[task_id]
+        task.artifacts["confusion_matrix"].get.return_value = frames[task_id]
+        return task
+
+    getter.get_task.side_effect = get_task
+    monkeypatch.setattr(clearml, "Task", getter)
+    result = cross_validation.main(["--training-tasks", "t1, t2", "--output-dir", str(online.out)])
+    assert getter.get_task.call_args_list == [call(task_id="t1"), call(task_id="t2")]
+    assert result["accuracy_mean"] == pytest.approx(0.75)
+    matrix = online.logger.report_confusion_matrix.call_args.kwargs["matrix"]
+    assert np.array_equal(matrix, [[3, 1], [1, 4]])
+    assert online.Task.init.call_args.kwargs["task_type"] is online.Task.TaskTypes.qc
+    assert "cross_validation" in [c.kwargs["name"] for c in online.task.upload_artifact.call_args_list]
+
+
+# =====================================================================================================
+# 3. --queue and what start_run does before Task.init
+# =====================================================================================================
+
+def _tracking_parser():
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--num-clips", type=int, default=5)
+    tracking.add_tracking_args(parser, stage="demo")
+    return parser
+
+
+def test_queue_online_enqueues_after_connecting_the_arguments(online):
+    online.task.execute_remotely.side_effect = SystemExit(0)  # exit_process=True leaves the process
+    parser = _tracking_parser()
+    args = parser.parse_args(["--queue", "cpu-queue", "--output-dir", str(online.out)])
+    with pytest.raises(SystemExit) as exc:
+        tracking.start_run("demo", args, parser)
+    assert exc.value.code == 0
+    names = [c[0] for c in online.task.mock_calls]
+    assert names.index("_connect_argparse") < names.index("execute_remotely")
+    online.task._connect_argparse.assert_called_once_with(parser=parser, parsed_args=args, name="Args")
+    online.task.execute_remotely.assert_called_once_with(queue_name="cpu-queue", exit_process=True)
+    assert not (online.out / "runs").exists(), "nothing runs here once enqueued"
+
+
+def test_queue_stage_does_no_work_here(online):
+    online.task.execute_remotely.side_effect = SystemExit(0)
+    with pytest.raises(SystemExit):
+        preprocessing.main(["--dataset-id", "ds-x", "--queue", "gpu", "--output-dir", str(online.out)])
+    online.server.Dataset.get.assert_not_called()
+    online.task.execute_remotely.assert_called_once_with(queue_name="gpu", exit_process=True)
+
+
+def test_queue_offline_is_an_error_naming_the_server(monkeypatch, tmp_path):
+    task_cls, _, _ = fakes.online_task()
+    monkeypatch.setattr(tracking, "Task", task_cls)
+    parser = _tracking_parser()
+    args = parser.parse_args(["--offline", "--queue", "cpu-queue", "--output-dir", str(tmp_path)])
+    with pytest.raises(SystemExit) as exc:
+        tracking.start_run("demo", args, parser)
+    message = str(exc.value.code)
+    assert "server" in message and "cpu-queue" in message and "--offline" in message
+    task_cls.init.assert_not_called()
+
+
+def test_online_forces_requirements_file_before_task_init_and_caps_retries(online):
+    parser = _tracking_parser()
+    args = parser.parse_args(["--output-dir", str(online.out)])
+    run = tracking.start_run("demo", args, parser, task_type="training", tags=["t"])
+    run.close()
+    names = [c[0] for c in online.Task.mock_calls]
+    assert names.index("force_requirements_env_freeze") < names.index("init")
+    online.Task.force_requirements_env_freeze.assert_called_once_with(
+        force=True, requirements_file=str(REPO / "requirements.txt"))
+    assert (REPO / "requirements.txt").is_file()
+    assert "clearml" in (REPO / "requirements.txt").read_text(), "the frozen list replaces detection: list clearml"
+    (overrides,), _ = online.config.set_overrides.call_args
+    retries = overrides["api"]["http"]["retries"]
+    assert retries["total"] <= 5 and retries["backoff_max"] <= 5
+    assert overrides["sdk"]["development"]["report_use_subprocess"] is False
+    init = online.Task.init.call_args.kwargs
+    assert init["task_type"] is online.Task.TaskTypes.training and init["tags"] == ["t"]
+    assert init["auto_connect_arg_parser"] is False and init["auto_resource_monitoring"] is True
+    assert init["auto_connect_frameworks"]["pytorch"] is False
+    assert run.offline is False and run.web_url() == online.task.get_output_log_web_page.return_value
+    assert isinstance(tracking.open_store(run), clearml_store.ClearMLStore)
+
+
+@pytest.mark.parametrize("stage, argv", [
+    (get_data, ["--num-clips", "50", "--classes", "dog_bark", "siren", "--cache-dir", "/tmp/cache",
+                "--tags", "a", "b", "--storage", "s3://b/p"]),
+    (preprocessing, ["--dataset-id", "abc", "--n-mels", "32", "--f-max", "8000", "--device", "cpu"]),
+    (training, ["--dataset-id", "abc", "--test-fold", "3", "--val-fold", "2", "--export", "onnx", "--lr", "0.01",
+                "--no-augment"]),
+    (cross_validation, ["--training-tasks", "a,b"]),
+], ids=["get_data", "preprocessing", "training", "cross_validation"])
+def test_queued_stage_gets_its_arguments_back_under_the_agent(stage, argv, tmp_path, monkeypatch):
+    """--queue: the agent re-runs the script with no command line; argparse must give the same arguments."""
+    parser = stage.build_parser()
+    args = parser.parse_args(argv + ["--offline", "--output-dir", str(tmp_path)])
+    run = tracking.start_run("roundtrip", args, parser)  # records Args/ exactly as online (same connect call)
+    try:
+        agent = agent_parse(run.task, stage.build_parser, Path(stage.__file__).name, monkeypatch)
+    finally:
+        run.close()
+    assert vars(agent) == vars(args)
+
+
+def test_queued_training_with_folds_gets_its_folds_back_under_the_agent(tmp_path, monkeypatch):
+    parser = training.build_parser()
+    args = parser.parse_args(["--dataset-id", "abc", "--folds", "1,2,3", "--offline", "--output-dir", str(tmp_path)])
+    run = tracking.start_run("roundtrip", args, parser)
+    try:
+        agent = agent_parse(run.task, training.build_parser, "training.py", monkeypatch)
+    finally:
+        run.close()
+    assert agent.folds == [1, 2, 3]
+
+
+# =====================================================================================================
+# 4. An unreachable server, for real
+# =====================================================================================================
+
+def test_unreachable_server_fails_fast_naming_the_host_and_offline(tmp_path):
+    env = clean_subprocess_env(tmp_path)
+    env.update(CLEARML_API_HOST="http://127.0.0.1:9", CLEARML_WEB_HOST="http://127.0.0.1:9",
+               CLEARML_FILES_HOST="http://127.0.0.1:9", CLEARML_API_ACCESS_KEY="dummy-access-key",
+               CLEARML_API_SECRET_KEY="dummy-secret-key")
+    started = time.monotonic()
+    try:
+        done = subprocess.run([sys.executable, str(REPO / "get_data.py"), "--num-clips", "10", "--workers", "1",
+                               "--output-dir", str(tmp_path / "out")],
+                              cwd=tmp_path, env=env, capture_output=True, text=True, timeout=90)
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"BUG: get_data.py hangs for 90 s against an unreachable server; output: {exc.stderr!r}")
+    elapsed = time.monotonic() - started
+    assert done.returncode != 0
+    assert elapsed < 60, f"took {elapsed:.0f} s to give up"
+    assert "127.0.0.1:9" in done.stderr and "--offline" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    assert not (tmp_path / "out" / "datasets").exists(), "nothing is registered"
+    assert not list((tmp_path / "clearml-cache").glob("offline/offline-*")), "no silent fallback to offline"
+
+
+# =====================================================================================================
+# 5. The pipeline graph, with the real PipelineController offline
+# =====================================================================================================
+
+@pytest.mark.parametrize("folds, no_cache", [("10", False), ("1,2,3", False), ("all", False), ("1,2,3", True)],
+                         ids=["one-fold", "three-folds", "all-folds", "three-folds-no-cache"])
+def test_pipeline_dag(offline_controller, folds, no_cache):
+    argv = ["--folds", folds, "--queue", "cpu-q", "--gpu-queue", "gpu-q", "--num-clips", "77", "--seed", "5",
+            "--model", "resnet18", "--epochs", "3", "--device", "cuda", "--source", "esc50", "--project", "Proj"]
+    args, pipe = offline_controller(argv + (["--no-cache"] if no_cache else []))
+    dag = pipe.get_pipeline_dag()
+    fold_list = list(range(1, 11)) if folds == "all" else [int(f) for f in folds.split(",")]
+    trainings = ["training"] if len(fold_list) == 1 else [f"training_fold{f}" for f in fold_list]
+    expected = ["get_data", "preprocessing", *trainings] + (["cross_validation"] if len(fold_list) > 1 else [])
+    assert list(dag) == expected
+
+    assert dag["get_data"].parents == [] and dag["preprocessing"].parents == ["get_data"]
+    for name in trainings:
+        assert dag[name].parents == ["preprocessing"]
+    queues = {name: node.queue for name, node in dag.items()}
+    assert queues == {name: ("gpu-q" if name in ["preprocessing", *trainings] else "cpu-q") for name in expected}
+    cached = {name for name, node in dag.items() if node.cache_executed_step}
+    assert cached == (set() if no_cache else {"get_data", "preprocessing"})
+
+    params = {name: node.parameters for name, node in dag.items()}
+    for name, overrides in params.items():
+        assert all("/" in key for key in overrides), f"{name}: every override needs a section: {overrides}"
+        assert overrides["Args/project"] == "Proj" and overrides["Args/offline"] == "False"
+    assert params["get_data"]["Args/source"] == "${pipeline.source}"
+    assert params["get_data"]["Args/num_clips"] == "${pipeline.num_clips}"
+    assert params["preprocessing"]["Args/dataset_id"] == "${get_data.parameters.General/dataset_id}"
+    assert params["preprocessing"]["Args/device"] == "${pipeline.device}"
+    for name, fold in zip(trainings, fold_list):
+        assert params[name]["Args/dataset_id"] == "${preprocessing.parameters.General/dataset_id}"
+        assert params[name]["Args/test_fold"] == str(fold)
+        assert params[name]["Args/model"] == "${pipeline.model}" and params[name]["Args/epochs"] == "${pipeline.epochs}"
+        assert params[name]["Args/task_name"] == name
+    if len(fold_list) > 1:
+        assert dag["cross_validation"].parents == trainings
+        referenced = params["cross_validation"]["Args/training_tasks"].split(",")
+        assert referenced == [f"${{{name}.id}}" for name in trainings]
+        assert not dag["cross_validation"].cache_executed_step
+
+    # The steps read those overrides: each Args/<key> is an argparse dest of the step's script.
+    dests = {name: {a.dest for a in step.main.__globals__["build_parser"]()._actions}
+             for name, step in pipeline.STEPS.items()}
+    for name, overrides in params.items():
+        script = "training" if name.startswith("training") else name
+        assert {k.split("/", 1)[1] for k in overrides} <= dests[script], name
+
+    assert pipe.get_parameters() == {"source": "esc50", "num_clips": 77, "seed": 5, "model": "resnet18",
+                                     "epochs": 3, "device": "cuda"}
+    # Every step is created by its factory (no template lookups on a server).
+    assert all(node.base_task_id is None and callable(node.task_factory_func) for node in dag.values())
+
+
+def test_pipeline_task_factories_create_each_step_from_its_script(offline_controller, monkeypatch):
+    _, pipe = offline_controller(["--folds", "1,2", "--project", "Proj"])
+    # The factories hold clearml.Task (imported when the DAG was built): patch its create() classmethod.
+    create = create_autospec(Task.create)
+    made = create_autospec(Task, instance=True)
+    create.return_value = made
+    monkeypatch.setattr(Task, "create", create)
+    dag = pipe.get_pipeline_dag()
+    for name, node in dag.items():
+        assert node.task_factory_func(node) is made
+    scripts = {c.kwargs["task_name"]: c.kwargs for c in create.call_args_list}
+    expected = {"get_data": ("get_data.py", "data_processing"), "preprocessing": ("preprocessing.py", "data_processing"),
+                "training_fold1": ("training.py", "training"), "training_fold2": ("training.py", "training"),
+                "cross_validation": ("cross_validation.py", "qc")}
+    assert set(scripts) == set(expected)
+    for name, (script, task_type) in expected.items():
+        kwargs = scripts[name]
+        assert kwargs["script"] == script and (REPO / script).is_file()
+        assert kwargs["task_type"] == task_type and kwargs["project_name"] == "Proj"
+        assert kwargs["repo"] == str(REPO) and kwargs["working_directory"] == "."
+        assert kwargs["requirements_file"].endswith("requirements.txt") and Path(kwargs["requirements_file"]).is_file()
+        assert kwargs["add_task_init_call"] is False, "the scripts call Task.init themselves"
+
+
+def test_pipeline_from_template_project_clones_templates_by_name(monkeypatch):
+    controller_cls = create_autospec(PipelineController)
+    monkeypatch.setattr(clearml, "PipelineController", controller_cls)
+    args = pipeline.build_parser().parse_args(["--template-project", "Templates", "--folds", "1,2",
+                                               "--pipeline-name", "P1"])
+    pipe = pipeline.build_controller(args)
+    assert pipe is controller_cls.return_value
+    controller_cls.assert_called_once_with(name="P1", project="Audio Classification", version="1.0.0",
+                                           add_pipeline_tags=False, abort_on_failure=True)
+    steps = [(c.kwargs["name"], c.kwargs.get("base_task_project"), c.kwargs.get("base_task_name"),
+              c.kwargs.get("base_task_factory")) for c in pipe.add_step.call_args_list]
+    assert steps == [("get_data", "Templates", "get_data", None), ("preprocessing", "Templates", "preprocessing", None),
+                     ("training_fold1", "Templates", "training", None), ("training_fold2", "Templates", "training", None),
+                     ("cross_validation", "Templates", "cross_validation", None)]
+    pipe.set_default_execution_queue.assert_called_once_with("default")
+    assert {c.kwargs["name"] for c in pipe.add_parameter.call_args_list} == {
+        "source", "num_clips", "seed", "model", "epochs", "device"}
+
+
+def test_pipeline_controller_gets_default_arguments_back_under_the_agent(offline_controller, monkeypatch):
+    """Online without --local the controller runs on the services agent, which re-parses pipeline.py's Args/."""
+    monkeypatch.setattr(PatchArgumentParser, "_last_arg_parser", None)  # as in a fresh process: only this parse
+    monkeypatch.setattr(PatchArgumentParser, "_last_parsed_args", None)
+    monkeypatch.setattr(PatchArgumentParser, "_current_task", None)
+    args, _ = offline_controller(["--num-clips", "50", "--epochs", "3", "--gpu-queue", "g"])
+    agent = agent_parse(Task.current_task(), pipeline.build_parser, "pipeline.py", monkeypatch)
+    assert (agent.folds, agent.num_clips, agent.epochs, agent.gpu_queue) == ([10], 50, 3, "g")
+
+
+def test_pipeline_controller_gets_its_folds_back_under_the_agent(offline_controller, monkeypatch):
+    monkeypatch.setattr(PatchArgumentParser, "_last_arg_parser", None)
+    monkeypatch.setattr(PatchArgumentParser, "_last_parsed_args", None)
+    monkeypatch.setattr(PatchArgumentParser, "_current_task", None)
+    offline_controller(["--folds", "1,2,3"])
+    agent = agent_parse(Task.current_task(), pipeline.build_parser, "pipeline.py", monkeypatch)
+    assert agent.folds == [1, 2, 3]
+
+
+@pytest.fixture
+def launch(monkeypatch):
+    pipe = create_autospec(PipelineController, instance=True)
+    checked = []
+
+    def check_queues(queues):
+        checked.append(list(queues))
+        return ["queue 'gpu' has no agent listening: start one with: clearml-agent daemon --queue gpu --gpus 0"]
+
+    monkeypatch.setattr(pipeline, "build_controller", lambda args: pipe)
+    monkeypatch.setattr(pipeline, "check_queues", check_queues)
+    monkeypatch.setattr(tracking, "decide_offline", lambda flag: (False, ONLINE_REASON))
+    return SimpleNamespace(pipe=pipe, checked=checked)
+
+
+def test_run_online_local_runs_the_controller_here(launch, capsys):
+    assert pipeline.main(["--local"]) is None
+    launch.pipe.start_locally.assert_called_once_with(run_pipeline_steps_locally=False)
+    launch.pipe.start.assert_not_called()
+    assert launch.checked == [["default", "gpu"]], "no controller queue is needed with --local"
+    assert "warning: queue 'gpu' has no agent listening" in capsys.readouterr().err
+
+
+def test_run_online_enqueues_the_controller(launch, capsys):
+    pipeline.main(["--controller-queue", "svc"])
+    launch.pipe.start.assert_called_once_with(queue="svc")
+    launch.pipe.start_locally.assert_not_called()
+    assert launch.checked == [["default", "gpu", "svc"]]
+    captured = capsys.readouterr()
+    assert "clearml-agent daemon --queue gpu" in captured.err and "svc" in captured.out
+
+
+def test_run_online_launches_even_when_the_queue_check_fails(launch, monkeypatch, capsys):
+    def broken(queues):
+        raise ConnectionError("server went away")
+
+    monkeypatch.setattr(pipeline, "check_queues", broken)
+    pipeline.main([])
+    launch.pipe.start.assert_called_once_with(queue="services")
+    assert "could not check the queues (ConnectionError: server went away)" in capsys.readouterr().err
+
+
+# =====================================================================================================
+# 6. check_queues against a fake APIClient
+# =====================================================================================================
+
+def _with_client(monkeypatch, queues, workers):
+    client_cls, client = fakes.fake_api_client(queues, workers)
+    monkeypatch.setattr(api_client_module, "APIClient", client_cls)
+    return client
+
+
+def test_check_queues_missing_queue(monkeypatch):
+    client = _with_client(monkeypatch, queues=[("default", "q-default")], workers=[["q-default"]])
+    warnings = pipeline.check_queues(["default", "gpu"])
+    assert len(warnings) == 1
+    assert "'gpu' does not exist" in warnings[0]
+    assert "clearml-agent daemon --queue gpu --create-queue" in warnings[0]
+    assert client.queues.get_all.call_args_list == [call(name="^default$"), call(name="^gpu$")]
+
+
+def test_check_queues_queue_without_worker(monkeypatch):
+    _with_client(monkeypatch, queues=[("default", "q1"), ("gpu", "q2"), ("services", "q3")], workers=[["q1"]])
+    warnings = pipeline.check_queues(["default", "gpu", "services"])
+    assert len(warnings) == 2
+    assert "'gpu' has no agent listening" in warnings[0] and "clearml-agent daemon --queue gpu --gpus 0" in warnings[0]
+    assert "clearml-agent daemon --queue services --services-mode" in warnings[1]
+
+
+def test_check_queues_served_queues_give_no_warning(monkeypatch):
+    _with_client(monkeypatch, queues=[("default", "q1"), ("gpu", "q2")], workers=[["q1"], ["q2", "q1"]])
+    assert pipeline.check_queues(["default", "gpu", "default"]) == []
+
+
+def test_check_queues_matches_names_exactly(monkeypatch):
+    # The server filters by regex: 'gpu' also matches 'gpu-big', and 'a.b' matches 'aXb'.
+    _with_client(monkeypatch, queues=[("gpu-big", "q-big"), ("gpu", "q-gpu"), ("aXb", "q-axb"), ("a.b", "q-ab")],
+                 workers=[["q-big", "q-axb"]])
+    warnings = pipeline.check_queues(["gpu", "a.b"])
+    assert len(warnings) == 2
+    assert "'gpu' has no agent" in warnings[0] and "'a.b' has no agent" in warnings[1]
+
+
+# =====================================================================================================
+# 7. Cross-validation
+# =====================================================================================================
+
+def _fold(fold, accuracy, f1, num_test=10):
+    return {"test_fold": fold, "test": {"accuracy": accuracy, "f1_macro": f1}, "num_test": num_test}
+
+
+def test_summarize_folds_mean_population_std_and_summed_matrix():
+    per_fold = [_fold(3, 0.5, 0.4), _fold(1, 1.0, 0.8, 4)]
+    matrices = [np.array([[3, 1], [0, 6]]), np.array([[2, 0], [0, 2]])]
+    table, summary, total = crossval.summarize_folds(per_fold, matrices)
+    assert table["test_fold"].tolist() == [1, 3] and table["num_test"].tolist() == [4, 10]
+    assert summary["folds"] == [1, 3]
+    assert summary["accuracy_mean"] == pytest.approx(0.75) and summary["accuracy_std"] == pytest.approx(0.25)
+    assert summary["f1_macro_mean"] == pytest.approx(0.6) and summary["f1_macro_std"] == pytest.approx(0.2)
+    assert np.array_equal(total, [[5, 1], [0, 8]])
+
+
+@pytest.mark.parametrize("per_fold, matrices, message", [
+    ([], [], "no folds"),
+    ([_fold(1, 1, 1), _fold(1, 0, 0)], [np.eye(2), np.eye(2)], "twice"),
+    ([_fold(1, 1, 1), _fold(2, 0, 0)], [np.eye(2)], "2 fold results but 1"),
+    ([_fold(1, 1, 1), _fold(2, 0, 0)], [np.eye(2), np.eye(3)], "differ in shape"),
+], ids=["empty", "duplicate-fold", "lengths", "shapes"])
+def test_summarize_folds_rejects_bad_input(per_fold, matrices, message):
+    with pytest.raises(ValueError, match=message):
+        crossval.summarize_folds(per_fold, matrices)
+
+
+def test_cross_validation_offline_on_two_training_runs(offline_runs, tmp_path):
+    run_dirs = [t["run_dir"] for t in offline_runs.trainings]
+    result = cross_validation.main(["--run-dirs", *run_dirs, "--offline", "--output-dir", str(tmp_path)])
+    out = Path(result["run_dir"])
+    saved = json.loads((out / "cross_validation.json").read_text())
+    assert saved["folds"] == [9, 10] == result["folds"]
+    per_fold = pd.read_csv(out / "per_fold.csv")
+    assert per_fold["test_fold"].tolist() == [9, 10]
+    accuracies = {t["test_fold"]: t["test"]["accuracy"] for t in offline_runs.trainings}
+    assert per_fold["accuracy"].tolist() == pytest.approx([accuracies[9], accuracies[10]])
+    assert saved["accuracy_mean"] == pytest.approx(np.mean(list(accuracies.values())))
+    total = pd.read_csv(out / "confusion_matrix_all_folds.csv", index_col=0).to_numpy()
+    folds_sum = sum(pd.read_csv(Path(d) / "confusion_matrix.csv", index_col=0).to_numpy() for d in run_dirs)
+    assert np.array_equal(total, folds_sum)
+    assert (out / "confusion_matrix_all_folds.png").stat().st_size > 1000
+    heatmaps = [json.loads(e["plot_str"]) for e in session_events(result["session_dir"])
+                if e["type"] == "plot" and e["metric"] == "Confusion matrix"]
+    assert heatmaps and heatmaps[0]["data"][0]["type"] == "heatmap"
+    assert np.array_equal(np.array(heatmaps[0]["data"][0]["z"]), folds_sum)
+    task = json.loads((Path(result["session_dir"]) / "task.json").read_text())
+    assert {"cross_validation", "confusion_matrix_all_folds"} <= {a["key"] for a in task["execution"]["artifacts"]}
+
+
+def test_load_tasks_reads_metrics_and_confusion_artifacts(monkeypatch):
+    getter = create_autospec(Task)
+    made = {}
+
+    def get_task(task_id=None, **_):
+        task = create_autospec(Task, instance=True)
+        metrics = create_autospec(Artifact, instance=True)
+        confusion = create_autospec(Artifact, instance=True)
+        metrics.get.return_value = _fold(int(task_id[-1]), 0.5, 0.5)
+        confusion.get.return_value = pd.DataFrame(np.eye(3, dtype=int) * int(task_id[-1]),
+                                                  index=list("xyz"), columns=list("xyz"))
+        task.artifacts = {"metrics": metrics, "confusion_matrix": confusion}
+        made[task_id] = task
+        return task
+
+    getter.get_task.side_effect = get_task
+    monkeypatch.setattr(clearml, "Task", getter)
+    per_fold, matrices, class_names = crossval.load_tasks(["task-2", "task-5"])
+    assert getter.get_task.call_args_list == [call(task_id="task-2"), call(task_id="task-5")]
+    assert [m["test_fold"] for m in per_fold] == [2, 5]
+    assert [m.dtype for m in matrices] == [np.int64, np.int64]
+    assert np.array_equal(matrices[1], np.eye(3) * 5) and class_names == ["x", "y", "z"]
+    for task in made.values():
+        task.artifacts["metrics"].get.assert_called_once_with()
+
+
+# =====================================================================================================
+# 8. Offline -> server: sync.push_datasets, import_sessions, push_offline.py
+# =====================================================================================================
+
+@pytest.fixture
+def local_store(offline_runs, tmp_path):
+    """A private copy of the offline store (push writes clearml_ids.json into it)."""
+    import shutil
+
+    root = tmp_path / "outputs" / "datasets"
+    shutil.copytree(offline_runs.store.root, root, symlinks=True)
+    return LocalStore(root)
+
+
+@pytest.fixture
+def pushed_to(monkeypatch, tmp_path):
+    server = fakes.FakeDatasetServer(tmp_path / "server", id_prefix="srv")
+    monkeypatch.setattr(clearml, "Dataset", server.Dataset)
+    return server
+
+
+def test_push_datasets_keeps_the_lineage_and_uploads_each_file_once(local_store, pushed_to, offline_runs):
+    raw_local, feat_local = offline_runs.raw["dataset_id"], offline_runs.features["dataset_id"]
+    id_map = sync.push_datasets(local_store)
+
+    raw_rec, feat_rec = pushed_to.created()
+    assert id_map == {raw_local: raw_rec.id, feat_local: feat_rec.id}
+    create_calls = pushed_to.Dataset.create.call_args_list
+    assert create_calls[0].kwargs["parent_datasets"] is None
+    assert create_calls[1].kwargs["parent_datasets"] == [raw_rec.id]
+    assert create_calls[0].kwargs["dataset_name"] == "UrbanSound8K raw"
+    assert "imported-from-offline" in create_calls[1].kwargs["dataset_tags"]
+    assert raw_local in create_calls[0].kwargs["description"]
+    adds = [e for e in pushed_to.events if e[0] == "add_files"]
+    assert [(e[1], e[2]) for e in adds] == [(raw_rec.id, str(local_store.root / raw_local / "files")),
+                                           (feat_rec.id, str(local_store.root / feat_local / "files"))]
+    per_dataset = [[e[0] for e in pushed_to.events if e[1] == rec.id] for rec in (raw_rec, feat_rec)]
+    assert per_dataset == [["create", "add_files", "upload", "finalize"]] * 2
+    assert pushed_to.own_files(feat_rec.id) == set(local_store.get(feat_local).list_files(added_only=True))
+    assert not [f for f in pushed_to.own_files(feat_rec.id) if f.endswith(".wav")]
+    assert set(feat_rec.files) == set(local_store.get(feat_local).list_files())
+    assert json.loads((local_store.root / sync.ID_MAP_FILE).read_text()) == id_map
+
+    assert sync.push_datasets(local_store) == id_map
+    assert pushed_to.Dataset.create.call_count == 2, "a rerun pushes nothing twice"
+
+
+def test_push_selected_dataset_brings_its_ancestors_only(local_store, pushed_to, offline_runs):
+    raw_local = offline_runs.raw["dataset_id"]
+    assert list(sync.push_datasets(local_store, [raw_local])) == [raw_local]
+    assert len(pushed_to.created()) == 1
+    id_map = sync.push_datasets(local_store, [offline_runs.features["dataset_id"]])
+    assert len(id_map) == 2 and len(pushed_to.created()) == 2
+
+
+def test_import_sessions_imports_each_session(monkeypatch, tmp_path):
+    task_cls = create_autospec(Task)
+    task_cls.import_offline_session.side_effect = ["task-a", "task-b"]
+    monkeypatch.setattr(clearml, "Task", task_cls)
+    sessions = [tmp_path / "offline-1", tmp_path / "offline-2.zip"]
+    assert sync.import_sessions(sessions) == {str(sessions[0]): "task-a", str(sessions[1]): "task-b"}
+    assert task_cls.import_offline_session.call_args_list == [call(session_folder_zip=str(s)) for s in sessions]
+
+
+def test_push_offline_main_with_credentials(local_store, pushed_to, monkeypatch, tmp_path):
+    for name in ("CLEARML_OFFLINE_MODE", "CLEARML_AUTH_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("CLEARML_API_ACCESS_KEY", "key")
+    monkeypatch.setenv("CLEARML_API_SECRET_KEY", "secret")
+    task_cls = create_autospec(Task)
+    task_cls.import_offline_session.return_value = "task-imported"
+    monkeypatch.setattr(clearml, "Task", task_cls)
+    session = tmp_path / "offline-abc"
+    result = push_offline.main(["--output-dir", str(local_store.root.parent), "--sessions", str(session)])
+    assert len(result["datasets"]) == 2 and result["sessions"] == {str(session): "task-imported"}
+    result = push_offline.main(["--output-dir", str(local_store.root.parent), "--no-datasets",
+                                "--sessions", str(session)])
+    assert result["datasets"] == {} and pushed_to.Dataset.create.call_count == 2
+
+
+def test_push_offline_without_credentials_exits_2(tmp_path):
+    env = clean_subprocess_env(tmp_path)
+    empty = tmp_path / "empty.conf"
+    empty.write_text("")
+    env["CLEARML_CONFIG_FILE"] = str(empty)
+    done = subprocess.run([sys.executable, str(REPO / "push_offline.py"), "--output-dir", str(tmp_path / "out")],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert "no ClearML server is configured" in done.stderr and "clearml-init" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_push_offline_refuses_when_offline_mode_is_forced(local_store, pushed_to, monkeypatch):
+    monkeypatch.setenv("CLEARML_OFFLINE_MODE", "1")
+    monkeypatch.setenv("CLEARML_API_ACCESS_KEY", "key")
+    monkeypatch.setenv("CLEARML_API_SECRET_KEY", "secret")
+    with pytest.raises(SystemExit) as exc:
+        push_offline.main(["--output-dir", str(local_store.root.parent)])
+    assert exc.value.code == 2
+    pushed_to.Dataset.create.assert_not_called()
+    assert not (local_store.root / sync.ID_MAP_FILE).exists()
