@@ -217,8 +217,8 @@ def _train_fold(args: argparse.Namespace, run: tracking.Run, test_fold: int, val
 
 
 def _register_model(run: tracking.Run, model_path, class_names: list[str], feature_config: dict) -> None:
-    """Online: a ClearML OutputModel with the label enumeration. Offline the SDK's OutputModel is broken
-    (CLEARML_NOTES.md section 0), so the file goes into the session as an artifact."""
+    """Online: a ClearML OutputModel with the label enumeration. Offline the SDK's OutputModel is
+    broken (clearml 2.1.12), so the file goes into the session as an artifact."""
     if run.offline:
         run.artifact("model", model_path)
         return

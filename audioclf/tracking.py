@@ -8,7 +8,7 @@ Every stage gets a ``Run`` holding
 
 Offline is chosen by ``--offline``, by ``CLEARML_OFFLINE_MODE=1``, or
 automatically when no credentials exist. With credentials but an unreachable
-server the SDK would retry for hours (CLEARML_NOTES.md section 8), so the
+server the SDK would retry for hours (api.http.retries defaults), so the
 retries are capped and the error names the host and the way to run offline.
 """
 
@@ -178,7 +178,7 @@ def start_run(
     global _OFFLINE_BANNER_SHOWN
     offline, why = decide_offline(args.offline)
     # Thread reporting instead of a subprocess: offline close() drops from ~10 s to 0 s and the
-    # git repository-detection hang goes away (CLEARML_NOTES.md section 0).
+    # git repository-detection hang goes away (clearml 2.1.12, Task.close / report subprocess).
     overrides: dict = {"sdk": {"development": {"report_use_subprocess": False}}}
     if offline:
         Task.set_offline(True)

@@ -3,7 +3,7 @@
 Everything here is a ``unittest.mock.create_autospec`` of the REAL clearml
 class, so a wrong argument name or a method the SDK does not have fails the
 test. ``FakeDatasetServer`` adds side effects that follow ClearML Datasets'
-rules (clearml 2.1.12, datasets/dataset.py; ../shared/CLEARML_NOTES.md §1):
+rules (clearml 2.1.12, datasets/dataset.py):
 
 - ``Dataset.create(parent_datasets=[ids])`` needs FINALIZED parents and
   inherits their file entries;
@@ -146,7 +146,7 @@ class FakeDatasetServer:
                 raise ValueError("Cannot inherit from a parent that was not finalized/closed")
             parents.append(pid)
         if a.get("use_current_task"):
-            raise AssertionError("the project keeps use_current_task=False (CLEARML_NOTES.md §1)")
+            raise AssertionError("the project keeps use_current_task=False: a dataset gets its own task")
         rec = self._new_record(a.get("dataset_name"), a.get("dataset_project"), a.get("dataset_tags"), parents,
                                a.get("description"), a.get("output_uri"))
         self.events.append(("create", rec.id, tuple(parents)))

@@ -132,7 +132,7 @@ def offline_controller(monkeypatch):
     Offline mode stays on afterwards (as after any offline stage run in this process): switching the test
     process to online could let a stray real SDK call reach for a server."""
     Task.set_offline(True)
-    monkeypatch.setattr(Task, "_report_subprocess_enabled", False)  # close() in 0 s (CLEARML_NOTES.md §0)
+    monkeypatch.setattr(Task, "_report_subprocess_enabled", False)  # close() in 0 s, no reporting subprocess
 
     def build(argv: list[str]):
         args = pipeline.build_parser().parse_args(argv)
