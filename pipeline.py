@@ -30,10 +30,9 @@ import get_data
 import preprocessing
 import training
 from audioclf import tracking
-from audioclf.crossval import parse_fold_list
+from audioclf.sources import source_folds
 
 REPO_ROOT = Path(__file__).resolve().parent
-ALL_FOLDS = list(range(1, 11))
 
 
 @dataclass(frozen=True)
@@ -52,18 +51,6 @@ STEPS = {
 }
 
 
-def parse_folds(value: str) -> list[int]:
-    """'10' -> [10]; '1,2,3' -> [1, 2, 3]; 'all' -> 1..10."""
-    try:
-        folds = parse_fold_list(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--folds takes 'all' or fold numbers like 10 or 1,2,3; got {value!r}")
-    folds = list(ALL_FOLDS) if folds is None else folds
-    if not set(folds) <= set(ALL_FOLDS):
-        raise argparse.ArgumentTypeError(f"--folds must be within 1..10; got {value!r}")
-    return folds
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     knobs = parser.add_argument_group("pipeline parameters (editable in the ClearML UI when online)")
@@ -74,9 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
     knobs.add_argument("--seed", type=int, default=0, help="data and training seed (default: %(default)s)")
     knobs.add_argument("--model", default="compact", help="training --model (default: %(default)s)")
     knobs.add_argument("--epochs", type=int, default=30, help="training --epochs (default: %(default)s)")
-    knobs.add_argument("--folds", type=parse_folds, default=[10],
-                       help="test fold(s): one training step each, e.g. 10, 1,2,3 or all; with more than one, a "
-                            "final step reports mean ± std and the summed confusion matrix (default: 10)")
+    knobs.add_argument("--folds", type=training.parse_folds, default=None,
+                       help="test fold(s): one training step each, e.g. 10, 1,2,3 or all (the source's folds: "
+                            "1..10 for UrbanSound8K, 1..5 for ESC-50); with more than one, a final step reports "
+                            "mean ± std and the summed confusion matrix (default: the source's last fold)")
     knobs.add_argument("--device", default="auto", help="preprocessing and training --device (default: %(default)s)")
     online = parser.add_argument_group("ClearML server and agents")
     online.add_argument("--queue", default="default", help="agent queue of the CPU steps (default: %(default)s)")
@@ -88,7 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="run the controller in this process instead of on --controller-queue; the steps "
                              "still go to the agents")
     online.add_argument("--template-project", default=None,
-                        help="clone the steps from template tasks named get_data, preprocessing and training in "
+                        help="clone the steps from template tasks named get_data, preprocessing, training and "
+                             "cross_validation in "
                              "this project (default: create them from the scripts in this repository)")
     online.add_argument("--pipeline-name", default="Audio classification pipeline",
                         help="(default: %(default)s)")
@@ -126,16 +115,30 @@ def run_offline(args: argparse.Namespace) -> dict[str, dict]:
     print("\n=== pipeline step preprocessing ===", flush=True)
     results["preprocessing"] = preprocessing.main(
         argv["preprocessing"] + ["--dataset-id", results["get_data"]["dataset_id"]])
-    for fold in args.folds:
-        print(f"\n=== pipeline step {training_step_name(fold, args.folds)} ===", flush=True)
-        results[training_step_name(fold, args.folds)] = training.main(
+    folds = step_folds(args)
+    for fold in folds:
+        print(f"\n=== pipeline step {training_step_name(fold, folds)} ===", flush=True)
+        results[training_step_name(fold, folds)] = training.main(
             argv["training"] + ["--test-fold", str(fold), "--dataset-id", results["preprocessing"]["dataset_id"]])
-    if len(args.folds) > 1:
+    if len(folds) > 1:
         print("\n=== pipeline step cross_validation ===", flush=True)
-        run_dirs = [results[training_step_name(f, args.folds)]["run_dir"] for f in args.folds]
+        run_dirs = [results[training_step_name(f, folds)]["run_dir"] for f in folds]
         results["cross_validation"] = cross_validation.main(
             ["--run-dirs", *run_dirs, "--project", args.project, "--output-dir", str(args.output_dir), "--offline"])
     return results
+
+
+def step_folds(args: argparse.Namespace) -> list[int]:
+    """The test folds, one training step each: --folds, checked against the source's folds (fixed when the
+    pipeline is built); by default the source's last fold; 'all' is every fold of the source."""
+    available = list(source_folds(args.source))
+    if args.folds is None:
+        return available[-1:]
+    outside = sorted(set(args.folds) - set(available))
+    if outside:
+        raise ValueError(f"--folds {','.join(map(str, outside))}: {args.source} has the folds "
+                         f"{available[0]}..{available[-1]}")
+    return list(args.folds) or available
 
 
 def training_step_name(fold: int, folds: list[int]) -> str:
@@ -208,8 +211,9 @@ def build_controller(args: argparse.Namespace):
                             "Args/device": "${pipeline.device}"},
         **_base_task(args, STEPS["preprocessing"]))
     names = []
-    for fold in args.folds:
-        name = training_step_name(fold, args.folds)
+    folds = step_folds(args)
+    for fold in folds:
+        name = training_step_name(fold, folds)
         names.append(name)
         pipe.add_step(
             name=name, parents=["preprocessing"], execution_queue=args.gpu_queue,
@@ -264,6 +268,10 @@ def run_online(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> dict[str, dict] | None:
     args = build_parser().parse_args(argv)
+    try:
+        step_folds(args)  # a fold the source does not have: say so before any step runs
+    except ValueError as exc:
+        tracking.fail(str(exc))
     offline, _ = tracking.decide_offline(args.offline)
     if offline:
         args.offline = True

@@ -5,8 +5,9 @@
     python training.py --dataset-id <id> --folds all          # 10-fold cross-validation
     python training.py --dataset-id <id> --resume outputs/runs/training-.../checkpoint.pt
 
-Splits by UrbanSound8K's predefined folds: the test fold (default 10) and a
-validation fold (default: the fold before it) are kept apart from training.
+Splits by the dataset's predefined folds: the test fold (default the last: 10
+for UrbanSound8K, 5 for ESC-50) and a validation fold (default: the fold before
+it) are kept apart from training.
 Per epoch, training and validation loss, accuracy and macro-F1 and the learning
 rate go to TensorBoard and ClearML; a checkpoint is written after each epoch.
 The weights with the best validation accuracy are tested once on the test
@@ -64,7 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "(model.torchscript.pt, model.onnx, each with a <file>.json holding the feature config "
                              "and class names), checked against PyTorch; give it twice for both (default: no export)")
     folds = parser.add_argument_group("folds")
-    folds.add_argument("--test-fold", type=int, default=10, help="fold held out for testing (default: %(default)s)")
+    folds.add_argument("--test-fold", type=int, default=None,
+                       help="fold held out for testing (default: the dataset's last fold: 10 for UrbanSound8K, "
+                            "5 for ESC-50)")
     folds.add_argument("--val-fold", type=int, default=None,
                        help="fold used to pick the best epoch (default: the fold before the test fold)")
     folds.add_argument("--folds", type=parse_folds, default=None,
@@ -127,7 +130,10 @@ def _train_all(args: argparse.Namespace, run: tracking.Run) -> dict:
     info = dataset.read_json(FEATURES_CONFIG)
     index = dataset.read_table(FEATURES_INDEX)
     available = sorted(int(f) for f in index["fold"].unique())
-    folds = [args.test_fold] if args.folds is None else (args.folds or available)
+    if args.folds is not None:
+        folds = args.folds or available
+    else:
+        folds = [args.test_fold if args.test_fold is not None else available[-1]]
     if args.resume and len(folds) > 1:
         raise ValueError("--resume continues one training run; run the remaining folds one by one with --test-fold")
     x = load_features(dataset.path, index["feature_path"].tolist(), tuple(info["shape"]))

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from . import archive as archives
 from .download import DownloadError, Remote, download, fetch_remote
-from .metadata import LAYOUTS, URBANSOUND8K, URBANSOUND8K_CSV, Layout
+from .metadata import ESC50, LAYOUTS, URBANSOUND8K, URBANSOUND8K_CSV, Layout
 
 BUILTIN_SOURCES = ("synthetic",)
 REMOTES: dict[str, Remote] = {
@@ -148,6 +148,20 @@ def from_archive(path: Path, target: Path, description: str, progress: bool = Tr
     return SourceFolder(root, owned=True, description=description, layout=layout, workdir=extracted)
 
 
+def source_folds(source: str) -> range:
+    """A source's predefined folds, known before anything is downloaded: ESC-50's 1..5, a local folder's own
+    layout, otherwise UrbanSound8K's 1..10 (an archive or URL is assumed to hold UrbanSound8K)."""
+    if source == "esc50":
+        return ESC50.folds
+    folder = Path(source).expanduser()
+    if folder.is_dir():
+        try:
+            return detect_layout(folder)[1].folds
+        except SourceError:
+            pass  # get_data reports the layout problem
+    return URBANSOUND8K.folds
+
+
 def detect_layout(folder: Path, origin: Path | None = None) -> tuple[Path, Layout]:
     """The shallowest folder (``folder`` itself or up to two levels down) holding a known metadata CSV."""
     level = [Path(folder)]
@@ -168,4 +182,4 @@ def detect_layout(folder: Path, origin: Path | None = None) -> tuple[Path, Layou
 
 
 __all__ = ["BUILTIN_SOURCES", "DOWNLOAD_SOURCES", "REMOTES", "DownloadError", "SourceError", "SourceFolder",
-           "detect_layout", "from_archive", "resolve_source"]
+           "detect_layout", "from_archive", "resolve_source", "source_folds"]

@@ -567,7 +567,7 @@ def test_unreachable_server_fails_fast_naming_the_host_and_offline(tmp_path):
                          ids=["one-fold", "three-folds", "all-folds", "three-folds-no-cache"])
 def test_pipeline_dag(offline_controller, folds, no_cache):
     argv = ["--folds", folds, "--queue", "cpu-q", "--gpu-queue", "gpu-q", "--num-clips", "77", "--seed", "5",
-            "--model", "resnet18", "--epochs", "3", "--device", "cuda", "--source", "esc50", "--project", "Proj"]
+            "--model", "resnet18", "--epochs", "3", "--device", "cuda", "--source", "urbansound8k", "--project", "Proj"]
     args, pipe = offline_controller(argv + (["--no-cache"] if no_cache else []))
     dag = pipe.get_pipeline_dag()
     fold_list = list(range(1, 11)) if folds == "all" else [int(f) for f in folds.split(",")]
@@ -609,10 +609,27 @@ def test_pipeline_dag(offline_controller, folds, no_cache):
         script = "training" if name.startswith("training") else name
         assert {k.split("/", 1)[1] for k in overrides} <= dests[script], name
 
-    assert pipe.get_parameters() == {"source": "esc50", "num_clips": 77, "seed": 5, "model": "resnet18",
+    assert pipe.get_parameters() == {"source": "urbansound8k", "num_clips": 77, "seed": 5, "model": "resnet18",
                                      "epochs": 3, "device": "cuda"}
     # Every step is created by its factory (no template lookups on a server).
     assert all(node.base_task_id is None and callable(node.task_factory_func) for node in dag.values())
+
+
+@pytest.mark.parametrize("folds, trainings", [(None, ["training"]),
+                                               ("all", [f"training_fold{f}" for f in range(1, 6)])],
+                         ids=["default", "all"])
+def test_pipeline_dag_esc50_has_five_folds(offline_controller, folds, trainings):
+    _, pipe = offline_controller(["--source", "esc50"] + (["--folds", folds] if folds else []))
+    dag = pipe.get_pipeline_dag()
+    assert [name for name in dag if name.startswith("training")] == trainings
+    assert dag[trainings[-1]].parameters["Args/test_fold"] == "5"
+
+
+def test_pipeline_rejects_folds_the_source_does_not_have(capsys):
+    with pytest.raises(SystemExit) as exc:
+        pipeline.main(["--source", "esc50", "--folds", "4,10", "--offline"])
+    assert exc.value.code == 2
+    assert "--folds 10: esc50 has the folds 1..5" in capsys.readouterr().err
 
 
 def test_pipeline_task_factories_create_each_step_from_its_script(offline_controller, monkeypatch):
@@ -665,7 +682,8 @@ def test_pipeline_controller_gets_default_arguments_back_under_the_agent(offline
     monkeypatch.setattr(PatchArgumentParser, "_current_task", None)
     args, _ = offline_controller(["--num-clips", "50", "--epochs", "3", "--gpu-queue", "g"])
     agent = agent_parse(Task.current_task(), pipeline.build_parser, "pipeline.py", monkeypatch)
-    assert (agent.folds, agent.num_clips, agent.epochs, agent.gpu_queue) == ([10], 50, 3, "g")
+    assert (agent.folds, agent.num_clips, agent.epochs, agent.gpu_queue) == (args.folds, 50, 3, "g")
+    assert pipeline.step_folds(agent) == [10], "the default: the source's last fold"
 
 
 def test_pipeline_controller_gets_its_folds_back_under_the_agent(offline_controller, monkeypatch):

@@ -127,6 +127,17 @@ def test_detect_layout_errors(tmp_path):
         sources.detect_layout(tmp_path / "two")
 
 
+def test_source_folds_known_before_any_download(tmp_path):
+    write_tree(tmp_path / "us8k", us8k_files(prefix=""))
+    write_tree(tmp_path / "esc", esc50_files())
+    (tmp_path / "empty").mkdir()
+    assert sources.source_folds("esc50") == range(1, 6)
+    assert sources.source_folds(str(tmp_path / "esc")) == range(1, 6)
+    for source in ("synthetic", "urbansound8k", "clearml-subset", str(tmp_path / "us8k"), str(tmp_path / "empty"),
+                   str(tmp_path / "archive.zip")):
+        assert sources.source_folds(source) == range(1, 11), source
+
+
 def test_unknown_source_and_non_archive_file(tmp_path):
     with pytest.raises(sources.SourceError, match="neither a known source"):
         sources.resolve_source(str(tmp_path / "nope"), tmp_path / "staging")
