@@ -104,7 +104,7 @@ def test_clip_bytes_depend_only_on_seed_and_row(dataset, tmp_path):
         r = rows.loc[idx]
         out = tmp_path / r["slice_file_name"]
         synthetic._render((str(out), int(r["classID"]), clip_duration(r["start"], r["end"]),
-                           int(r["salience"]), 0, int(idx)))
+                           int(r["salience"]), 0, int(idx), int(r["fsID"])))
         assert out.read_bytes() == _clip_path(root, r).read_bytes()
 
 
