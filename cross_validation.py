@@ -30,17 +30,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> dict:
     parser = build_parser()
     args = parser.parse_args(argv)
-    run = tracking.start_run("cross_validation", args, parser, task_type="qc")
-    try:
+    with tracking.stage("cross_validation", args, parser, task_type="qc") as run:
         if args.training_tasks:
             loaded = crossval.load_tasks([t.strip() for t in args.training_tasks.split(",") if t.strip()])
         else:
             loaded = crossval.load_run_dirs(args.run_dirs)
         result = crossval.report(run, *loaded)
-    except (ValueError, LookupError) as exc:
-        tracking.fail(str(exc))
-    finally:  # on success, on a bad input and on Ctrl-C alike: the session is closed
-        run.close()
+        for key in ("accuracy_mean", "accuracy_std", "f1_macro_mean", "f1_macro_std"):
+            run.output(key, f"{result[key]:.6f}")
     print(f"results: {run.where()}")
     return {**result, "run_dir": str(run.run_dir), **run.identity()}
 

@@ -21,16 +21,14 @@ archives are extracted safely; the source's own files are never modified.
 from __future__ import annotations
 
 import argparse
-import secrets
+import contextlib
 import shutil
 import sys
 from pathlib import Path
 
 import pandas as pd
 
-from audioclf import metadata, plots, sources, tracking
-from audioclf.archive import ArchiveError
-from audioclf.download import DownloadError
+from audioclf import atomic, metadata, plots, sources, tracking
 
 SKIPPED_FILE = "skipped_clips.csv"
 DEFAULT_NAMES = {metadata.URBANSOUND8K.name: "UrbanSound8K raw", metadata.ESC50.name: "ESC-50 raw"}
@@ -77,11 +75,14 @@ def parse_classes(values: list[str] | None) -> list[str] | None:
 def main(argv: list[str] | None = None) -> dict:
     parser = build_parser()
     args = parser.parse_args(argv)
-    run = tracking.start_run("get_data", args, parser, task_type="data_processing", tags=args.tags)
-    try:
+    with tracking.stage("get_data", args, parser, task_type="data_processing", tags=args.tags) as run, \
+            contextlib.ExitStack() as held:
         cache_dir = args.cache_dir if args.cache_dir is not None else run.output_dir / "downloads"
+        # A staged source (generated or extracted) is held under a lock until its files are in the dataset:
+        # a second get_data on the same source and --output-dir waits instead of sharing the folder.
         source = sources.resolve_source(args.source, run.output_dir / "staging", args.num_clips, args.seed,
                                         args.workers, cache_dir=cache_dir, online=not run.offline)
+        held.callback(source.release)
         # Checks before any heavy work; a staged source is kept when they stop the run (the rerun reuses it).
         table, listed, label_map = _read_and_check_table(source, args)
         report = metadata.check_clips(table, source.root, source.layout.audio_dir, listed=listed,
@@ -93,10 +94,9 @@ def main(argv: list[str] | None = None) -> dict:
                                          f"{run.run_dir / SKIPPED_FILE} for the reasons")
         table, label_map = _reindex_if_classes_vanished(table, source, label_map)
         class_names = metadata.class_names_of(table)
-        dataset = _register(tracking.open_store(run), args, source, table, label_map,
-                            staging=run.output_dir / "staging")
-
         counts = table["class"].value_counts().reindex(class_names).fillna(0).astype(int)
+        dataset = _register(tracking.open_store(run), args, source, table, label_map, counts)
+
         run.logger.report_histogram(title="Class distribution", series="clips", values=counts.tolist(),
                                     xlabels=class_names, xaxis="class", yaxis="clips", iteration=0)
         png = plots.class_histogram_png(counts.to_dict(), run.run_dir / "class_distribution.png",
@@ -104,16 +104,12 @@ def main(argv: list[str] | None = None) -> dict:
         run.table("Metadata", table.head(200))
         run.table("Classes", label_map, csv_name=metadata.LABEL_MAP_FILE)
         run.artifact("metadata", table)
-        table.to_csv(run.run_dir / metadata.METADATA_FILE, index=False)
+        atomic.write_csv(run.run_dir / metadata.METADATA_FILE, table)
         run.output("dataset_id", dataset.id)
         result = {"dataset_id": dataset.id, "num_clips": len(table), "num_skipped": len(skipped),
                   "classes": class_names, "layout": source.layout.name, "histogram": str(png),
                   "skipped_report": str(run.run_dir / SKIPPED_FILE), "run_dir": str(run.run_dir),
                   **run.identity()}
-    except (sources.SourceError, metadata.MetadataError, DownloadError, ArchiveError) as exc:
-        tracking.fail(str(exc))
-    finally:  # on success, on a bad input and on Ctrl-C alike: the session is closed
-        run.close()
     print(f"raw dataset id: {dataset.id}  ({len(table)} clips, {len(class_names)} classes)")
     print(f"results: {run.where()}")
     return result
@@ -154,7 +150,7 @@ def _report_skipped(run: tracking.Run, skipped: pd.DataFrame, source: sources.So
                     listed_count: int) -> None:
     """skipped_clips.csv in the run folder (always, maybe empty), a ClearML table and a printed summary."""
     path = run.run_dir / SKIPPED_FILE
-    skipped.to_csv(path, index=False)
+    atomic.write_csv(path, skipped)
     if skipped.empty:
         return
     run.table("Skipped clips", skipped)
@@ -168,51 +164,33 @@ def _report_skipped(run: tracking.Run, skipped: pd.DataFrame, source: sources.So
 
 
 def _register(store, args: argparse.Namespace, source: sources.SourceFolder, table: pd.DataFrame,
-              label_map: pd.DataFrame, staging: Path):
+              label_map: pd.DataFrame, counts: pd.Series):
     """Build and finalize the raw dataset: exactly the clips in ``table``, the source's metadata folder,
-    metadata.csv and label_map.csv. Files this program staged are moved, a user's are copied."""
+    metadata.csv and label_map.csv. Files this program staged are hard-linked (the staged folder stays
+    whole until the dataset is complete, so a run killed at any point leaves a reusable stage), a user's
+    are copied. Online, the class histogram and one audio sample per class go on the dataset's own page."""
     layout = source.layout
     name = args.dataset_name or DEFAULT_NAMES[layout.name]
-    draft = store.create(name=name, project=args.project, tags=args.tags,
-                         description=source.description)
-    selection = None
+    draft = store.create(name=name, project=args.project, tags=args.tags, description=source.description)
     try:
-        audio = source.root / layout.audio_dir
-        wanted = set(table["filepath"])
-        if _files_under(source.root, audio) != wanted:  # skipped, unlisted, unselected or hidden files
-            selection = _select(source, wanted, staging)
-            draft.add_files(selection / layout.audio_dir, dataset_path=layout.audio_dir, move=True)
-        else:
-            draft.add_files(audio, dataset_path=layout.audio_dir, move=source.owned)
-        draft.add_files(source.root / layout.meta_dir, dataset_path=layout.meta_dir, move=source.owned)
+        draft.add_files(source.root, files=sorted(table["filepath"]), link=source.owned)
+        draft.add_files(source.root / layout.meta_dir, dataset_path=layout.meta_dir, link=source.owned)
         draft.add_table(metadata.METADATA_FILE, table)
         draft.add_table(metadata.LABEL_MAP_FILE, label_map)
-        return draft.finalize()
+        logger = getattr(draft, "logger", None)
+        if logger is not None:
+            logger.report_histogram(title="Class distribution", series="clips", values=counts.tolist(),
+                                    xlabels=list(counts.index), xaxis="class", yaxis="clips", iteration=0)
+            for _, row in table.drop_duplicates("class").iterrows():
+                logger.report_media(title="Audio", series=row["class"], iteration=0,
+                                    local_path=str(source.root / row["filepath"]))
+        dataset = draft.finalize()
     except BaseException:
         draft.discard()
         raise
-    finally:
-        if selection is not None:
-            shutil.rmtree(selection, ignore_errors=True)
-        if source.owned:  # moved into the dataset, or half moved: a rerun stages it again either way
-            shutil.rmtree(source.staged, ignore_errors=True)
-
-
-def _files_under(root: Path, folder: Path) -> set[str]:
-    return {p.relative_to(root).as_posix() for p in folder.rglob("*") if p.is_file()} if folder.is_dir() else set()
-
-
-def _select(source: sources.SourceFolder, wanted: set[str], staging: Path) -> Path:
-    """A folder holding only the wanted files (moved from a staged source, copied from a user's)."""
-    selection = staging / f"selection-{secrets.token_hex(4)}"
-    for rel in sorted(wanted):
-        dst = selection / rel
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        if source.owned:
-            shutil.move(str(source.root / rel), dst)
-        else:
-            shutil.copy2(source.root / rel, dst)
-    return selection
+    if source.owned:  # the dataset holds its own links to the files: the staged copy can go
+        shutil.rmtree(source.staged, ignore_errors=True)
+    return dataset
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
+from audioclf import atomic
 from audioclf.audio import AudioDecodeError
 from audioclf.export import EXPORT_FORMATS, SUFFIXES, default_export_path, export_file
 from audioclf.inference import AGGREGATE, Classifier, FileResult, ModelNotFound, find_audio_files, \
@@ -203,7 +204,7 @@ def write(text: str, output: Path | None) -> None:
         sys.stdout.flush()
     else:
         output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(text)
+        atomic.write_text(output, text)
 
 
 # ----------------------------------------------------------------------------- commands
@@ -260,4 +261,15 @@ def exit_code(report: dict) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(exit_code(main(sys.argv[1:])))
+    try:
+        sys.exit(exit_code(main(sys.argv[1:])))
+    except KeyboardInterrupt:
+        print("interrupted: predict.py stopped", file=sys.stderr)
+        sys.exit(130)
+    except OSError as exc:  # a full disk or an unwritable --output: one line, not a traceback
+        from audioclf.tracking import user_message
+
+        message = user_message(exc)
+        if message is None:
+            raise
+        fail(message)

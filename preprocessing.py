@@ -14,20 +14,23 @@ for training.py.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from audioclf import metadata, plots, tracking
+from audioclf import atomic, locks, metadata, plots, tracking
+from audioclf.cli import non_negative_int, positive_int
 from audioclf.device import resolve_device
 from audioclf.features import FeatureConfig
 from audioclf.preprocess import extract_features
 
-FEATURES_INDEX = "features.csv"
-FEATURES_CONFIG = "features.json"
+FEATURES_INDEX = metadata.FEATURES_INDEX
+FEATURES_CONFIG = metadata.FEATURES_CONFIG
 _DEFAULTS = FeatureConfig()
 
 
@@ -52,12 +55,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="floor each spectrogram at its max minus this many dB (default: %(default)s)")
     run_opts = parser.add_argument_group("execution")
     run_opts.add_argument("--device", default="auto", help="'auto' (CUDA when available), 'cpu' or 'cuda' (default: %(default)s)")
-    run_opts.add_argument("--batch-size", type=int, default=64,
+    run_opts.add_argument("--batch-size", type=positive_int, default=64,
                           help="clips per mel batch; bounds memory (default: %(default)s)")
-    run_opts.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+    run_opts.add_argument("--workers", type=positive_int, default=os.cpu_count() or 1,
                           help="decoding threads (default: every core, here %(default)s)")
-    run_opts.add_argument("--debug-samples", type=int, default=4,
-                          help="spectrogram images and their audio logged to ClearML (default: %(default)s)")
+    run_opts.add_argument("--debug-samples", type=non_negative_int, default=1,
+                          help="spectrogram images and their audio logged per class, on the features dataset's "
+                               "page (offline: on the run's session) (default: %(default)s)")
     parser.add_argument("--dataset-name", default="UrbanSound8K features",
                         help="name of the features dataset (default: %(default)s)")
     parser.add_argument("--tags", nargs="*", default=["features", "log-mel"], help="dataset tags (default: %(default)s)")
@@ -74,68 +78,95 @@ def feature_config_from(args: argparse.Namespace) -> FeatureConfig:
 def main(argv: list[str] | None = None) -> dict:
     parser = build_parser()
     args = parser.parse_args(argv)
-    run = tracking.start_run("preprocessing", args, parser, task_type="data_processing", tags=args.tags)
-    try:
+    with tracking.stage("preprocessing", args, parser, task_type="data_processing", tags=args.tags) as run:
         config = feature_config_from(args)
         device = resolve_device(args.device)
+        # What runs is recorded as it is resolved, before any work (a configuration object, written also
+        # under an agent: Task.connect there would read the stored values back and write nothing).
+        run.task.set_configuration_object(name="Features", config_text=json.dumps(config.to_dict(), indent=2),
+                                          description="the feature config of this run (set by Args/)")
         store = tracking.open_store(run)
-        raw = store.get(args.dataset_id, alias="raw_dataset")
+        raw = store.get(args.dataset_id, alias="raw_dataset", verify=args.verify)
+        _require_raw(raw)
         table = raw.read_table(metadata.METADATA_FILE)
         metadata.validate(table)
         class_names = metadata.class_names_of(table)
 
-        # The work folder is keyed by the raw id and the config, so a rerun after an
-        # interruption reuses finished clips and a changed config starts afresh.
+        # The work folder is keyed by the raw id and the config, so a rerun after an interruption reuses
+        # finished clips and a changed config starts afresh; a lock keeps two runs of the same raw id and
+        # config from sharing it (the second waits, then computes its own copy).
         work = run.output_dir / "staging" / f"features-{raw.id}-{config.fingerprint()}"
-        table["feature_path"] = table["filepath"].map(metadata.feature_path)
-        clips = [(row.filepath, raw.path(row.filepath), work / row.feature_path) for row in table.itertuples()]
-        print(f"preprocessing {len(clips)} clips of {raw.id} on {device}: {config}")
-        report = extract_features(clips, config, device, batch_size=args.batch_size, workers=args.workers)
+        with locks.hold(work, f"preprocessing of {raw.id}"):
+            table["feature_path"] = table["filepath"].map(metadata.feature_path)
+            clips = [(row.filepath, raw.path(row.filepath), work / row.feature_path) for row in table.itertuples()]
+            print(f"preprocessing {len(clips)} clips of {raw.id} on {device}: {config}")
+            report = extract_features(clips, config, device, batch_size=args.batch_size, workers=args.workers)
 
-        skipped = pd.DataFrame(report.skipped, columns=["filepath", "reason"])
-        index = table[~table["filepath"].isin(skipped["filepath"])].reset_index(drop=True)
-        if index.empty:
-            raise ValueError("no clip could be decoded; see skipped_clips.csv in the run folder")
-        features_json = {"feature_config": config.to_dict(), "fingerprint": config.fingerprint(),
-                         "class_names": class_names, "num_clips": len(index), "num_skipped": len(skipped),
-                         "raw_dataset_id": raw.id, "dtype": "float16",
-                         "shape": [config.n_mels, config.num_frames]}
+            skipped = pd.DataFrame(report.skipped, columns=["filepath", "reason"])
+            index = table[~table["filepath"].isin(skipped["filepath"])].reset_index(drop=True)
+            if index.empty:
+                raise ValueError("no clip could be decoded; see skipped_clips.csv in the run folder")
+            features_json = {"feature_config": config.to_dict(), "fingerprint": config.fingerprint(),
+                             "class_names": class_names, "num_clips": len(index), "num_skipped": len(skipped),
+                             "raw_dataset_id": raw.id, "dtype": "float16",
+                             "shape": [config.n_mels, config.num_frames]}
+            dataset = _register(store, args, raw, work, index, features_json, run)
+            shutil.rmtree(work, ignore_errors=True)
 
-        draft = store.create(name=args.dataset_name, project=args.project, tags=args.tags, parent_ids=[raw.id],
-                             description=f"log-mel features of {raw.id}")
-        draft.add_files(work / "features", dataset_path="features", move=True)
-        draft.add_table(FEATURES_INDEX, index)
-        draft.add_json(FEATURES_CONFIG, features_json)
-        dataset = draft.finalize()
-        shutil.rmtree(work, ignore_errors=True)
-
-        skipped.to_csv(run.run_dir / "skipped_clips.csv", index=False)
+        atomic.write_csv(run.run_dir / "skipped_clips.csv", skipped)
         if len(skipped):
             print(f"skipped {len(skipped)} clips that do not decode (listed in {run.run_dir / 'skipped_clips.csv'})")
             run.table("Skipped clips", skipped)
-        run.task.connect(config.to_dict(), name="Features")
-        _log_debug_samples(run, raw, dataset, index, args.debug_samples)
         run.output("dataset_id", dataset.id)
         result = {"dataset_id": dataset.id, "parent_id": raw.id, "num_clips": len(index),
                   "num_skipped": len(skipped), "computed": report.computed, "reused": report.reused,
                   "run_dir": str(run.run_dir), **run.identity()}
-    except (ValueError, LookupError) as exc:
-        tracking.fail(str(exc))
-    finally:  # on success, on a bad input and on Ctrl-C alike: the session is closed
-        run.close()
     print(f"features dataset id: {dataset.id}  (child of {raw.id}; {len(index)} clips, {len(skipped)} skipped)")
     print(f"results: {run.where()}")
     return result
 
 
-def _log_debug_samples(run: tracking.Run, raw, dataset, index: pd.DataFrame, count: int) -> None:
-    """A few spectrograms with their audio, one per class, as the seed's debug samples."""
-    for _, row in index.drop_duplicates("class").head(count).iterrows():
+def _require_raw(raw) -> None:
+    kind = metadata.dataset_kind(raw.list_files())
+    if kind == "features":
+        parents = ", ".join(raw.parent_ids) or "its parent"
+        raise ValueError(f"dataset {raw.id} is a features dataset (made by preprocessing.py), not a raw one: pass "
+                         f"the raw dataset id ({parents}) to preprocessing.py, or this id to training.py")
+    if kind != "raw":
+        raise ValueError(f"dataset {raw.id} has no {metadata.METADATA_FILE}: it was not made by get_data.py; pass "
+                         "the id that get_data.py printed")
+
+
+def _register(store, args: argparse.Namespace, raw, work, index: pd.DataFrame, features_json: dict,
+              run: tracking.Run):
+    """The features dataset: a child of ``raw`` with exactly the spectrograms listed in ``index`` (linked from
+    the work folder: a stray file there is never registered), features.csv and features.json. The debug
+    samples go on the dataset's own page online (on the run's session offline), drawn from the local files."""
+    draft = store.create(name=args.dataset_name, project=args.project, tags=args.tags, parent_ids=[raw.id],
+                         description=f"log-mel features of {raw.id}")
+    try:
+        draft.add_files(work, files=index["feature_path"].tolist(), link=True)
+        draft.add_table(metadata.FEATURES_INDEX, index)
+        draft.add_json(metadata.FEATURES_CONFIG, features_json)
+        logger = getattr(draft, "logger", None) or run.logger
+        _log_debug_samples(logger, run, raw, work, index, args.debug_samples)
+        dataset = draft.finalize(verify=args.verify or None)
+    except BaseException:
+        draft.discard()
+        raise
+    return dataset
+
+
+def _log_debug_samples(logger, run: tracking.Run, raw, work, index: pd.DataFrame, per_class: int) -> None:
+    """``per_class`` spectrogram images with their audio for every class, as the seed's debug samples.
+    Read from the work folder and the raw dataset's local files: nothing is downloaded for them."""
+    for _, row in index.groupby("class", sort=True).head(per_class).iterrows():
         name = row["class"]
-        spec = np.load(dataset.path(row["feature_path"])).astype(np.float32)
-        png = plots.spectrogram_png(spec, run.run_dir / f"sample_{name}.png", f"{name}: {row['filepath']}")
-        run.logger.report_image(title="Spectrogram", series=name, iteration=0, local_path=str(png))
-        run.logger.report_media(title="Audio", series=name, iteration=0, local_path=str(raw.path(row["filepath"])))
+        spec = np.load(work / row["feature_path"]).astype(np.float32)
+        png = plots.spectrogram_png(spec, run.run_dir / "debug_samples" / f"{Path(row['filepath']).stem}.png",
+                                    f"{name}: {row['filepath']}")
+        logger.report_image(title="Spectrogram", series=name, iteration=0, local_path=str(png))
+        logger.report_media(title="Audio", series=name, iteration=0, local_path=str(raw.path(row["filepath"])))
 
 
 if __name__ == "__main__":

@@ -91,7 +91,7 @@ def load_tasks(task_ids: list[str]) -> tuple[list[dict], list[np.ndarray], list[
 def report(run, per_fold: list[dict], matrices: list[np.ndarray], class_names: list[str]) -> dict:
     """Write and log a cross-validation: per_fold.csv, cross_validation.json, the summed confusion matrix
     (PNG, CSV, ClearML heatmap), mean ± std as ClearML single values. ``run`` is a tracking.Run."""
-    from . import evaluation, plots
+    from . import atomic, evaluation, plots
 
     table, summary, total = summarize_folds(per_fold, matrices)
     out = run.run_dir
@@ -103,12 +103,12 @@ def report(run, per_fold: list[dict], matrices: list[np.ndarray], class_names: l
         title="Confusion matrix", series="all folds summed", matrix=total, iteration=0, xaxis="Predicted",
         yaxis="True", xlabels=class_names, ylabels=class_names, yaxis_reversed=True)
     frame = evaluation.confusion_frame(total, class_names)
-    frame.to_csv(out / "confusion_matrix_all_folds.csv")
+    atomic.write_csv(out / "confusion_matrix_all_folds.csv", frame, index=True)
     plots.confusion_matrix_png(total, class_names, out / "confusion_matrix_all_folds.png",
                                f"{len(table)} folds: accuracy {summary['accuracy_mean']:.3f} "
                                f"± {summary['accuracy_std']:.3f}")
     result = {**summary, "per_fold": table.to_dict(orient="records")}
-    (out / "cross_validation.json").write_text(json.dumps(result, indent=2) + "\n")
+    atomic.write_json(out / "cross_validation.json", result)
     run.artifact("cross_validation", result)
     run.artifact("confusion_matrix_all_folds", frame)
     print(f"cross-validation over folds {summary['folds']}: accuracy {summary['accuracy_mean']:.4f} "

@@ -31,6 +31,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from . import atomic, locks
+
 CHUNK = 1 << 20
 RETRY_WAIT = 2.0  # seconds before the first retry; the n-th waits n times as long
 USER_AGENT = "audioclf-get-data/1.0 (+urllib)"
@@ -41,6 +43,8 @@ _TRANSIENT = (ConnectionError, TimeoutError, socket.timeout, http.client.HTTPExc
 
 class DownloadError(RuntimeError):
     """A download failed; the message names the URL, the file and what to do."""
+
+    user_error = True  # tracking.user_message: shown as one line, no traceback
 
 
 class ChecksumError(DownloadError):
@@ -111,7 +115,7 @@ def _cached_ok(dest: Path, expected: tuple[str, str] | None, progress: bool) -> 
         pass
     found = _verify(dest, expected, progress)
     if found is None:
-        marker.write_text(json.dumps(stamp))
+        atomic.write_json(marker, stamp, fsync=False)
         return True
     print(f"cached {dest} does not match its {expected[0]} ({found}, expected {expected[1]}): deleted, "
           "downloading it again")
@@ -128,7 +132,12 @@ def download(url: str, dest: Path | str, md5: str | None = None, sha256: str | N
     the server refuses or the connection keeps failing (the partial file is kept: a rerun resumes it).
     """
     dest = Path(dest)
-    expected = _expected(md5, sha256)
+    with locks.hold(dest, f"the download of {url}"):  # two runs never append to one .part file
+        return _download(url, dest, _expected(md5, sha256), progress, retries, retry_wait, timeout)
+
+
+def _download(url: str, dest: Path, expected: tuple[str, str] | None, progress: bool, retries: int,
+              retry_wait: float | None, timeout: float) -> Path:
     if _cached_ok(dest, expected, progress):
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -163,8 +172,8 @@ def download(url: str, dest: Path | str, md5: str | None = None, sha256: str | N
     os.replace(part, dest)  # only a complete, verified file gets the final name
     if expected is not None:
         stat = dest.stat()
-        _marker_path(dest).write_text(json.dumps({"size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
-                                                  "algorithm": expected[0], "digest": expected[1]}))
+        atomic.write_json(_marker_path(dest), {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
+                                                "algorithm": expected[0], "digest": expected[1]})
     return dest
 
 
@@ -253,7 +262,7 @@ def _write_validator(part: Path, headers) -> None:
     value = etag if etag and not etag.startswith("W/") else headers.get("Last-Modified")
     path = _validator_path(part)
     if value:
-        path.write_text(json.dumps({"if_range": value}))
+        atomic.write_json(path, {"if_range": value}, fsync=False)
     else:
         path.unlink(missing_ok=True)
 

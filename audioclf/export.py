@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import atomic
 from .features import FeatureConfig
 from .models import AudioClassifier, load_model
 
@@ -207,16 +208,14 @@ def export_model(model: AudioClassifier, bundle: dict, fmt: str, path: Path | st
     check = sample_input(model, config, batch=3, seed=1)  # another batch size: the batch axis is dynamic
     # The metadata inside the file cannot hold its own check result; the sidecar does.
     inside = json.dumps(describe(bundle, fmt, path, float("nan"), atol, rtol) | {"verified": None})
-    _SAVE[fmt](model, path, example, inside)
     with torch.no_grad():
         want = model(check).numpy()
-    try:
-        max_diff = check_close(_RUN[fmt](path, check), want, atol, rtol, f"{fmt} export {path}")
-    except ExportMismatch:
-        path.unlink(missing_ok=True)  # nothing unverified is left behind
-        raise
+    # Written and checked under a temporary name: only a verified export gets the final name.
+    with atomic.atomic_path(path) as tmp:
+        _SAVE[fmt](model, tmp, example, inside)
+        max_diff = check_close(_RUN[fmt](tmp, check), want, atol, rtol, f"{fmt} export {path}")
     sidecar = sidecar_path(path)
-    sidecar.write_text(json.dumps(describe(bundle, fmt, path, max_diff, atol, rtol), indent=2) + "\n")
+    atomic.write_json(sidecar, describe(bundle, fmt, path, max_diff, atol, rtol))
     return ExportResult(format=fmt, path=path, sidecar=sidecar, max_abs_diff=max_diff)
 
 

@@ -183,14 +183,23 @@ def class_names_of(table: pd.DataFrame) -> list[str]:
     return pairs["class"].tolist()
 
 
-def validate(table: pd.DataFrame, root: Path | None = None, folds: range | None = None) -> None:
-    """Raise MetadataError naming every problem found; check files on disk when root is given."""
+def validate(table: pd.DataFrame, root: Path | None = None, folds: range | None = None,
+             contiguous_labels: bool = True) -> None:
+    """Raise MetadataError naming every problem found; check files on disk when root is given.
+    ``contiguous_labels``: labels must be exactly 0..K-1 (a features index may lack a class whose clips
+    were all skipped)."""
     problems: list[str] = []
     missing = [c for c in NORMALIZED_COLUMNS if c not in table.columns]
     if missing:
         raise MetadataError(f"metadata table lacks the columns {missing}")
     if table.empty:
         raise MetadataError("metadata table has no rows")
+    for column in ("fold", "label"):  # a truncated or edited table: blanks, text, fractions
+        values = pd.to_numeric(table[column], errors="coerce")
+        bad = table.index[values.isna() | (values != values.round())]
+        if len(bad):
+            raise MetadataError(f"{len(bad)} rows have no whole-number {column!r} (first: row {int(bad[0]) + 2} of "
+                                "the file); the table is truncated or damaged")
     if folds is not None:
         out_of_range = sorted({int(f) for f in table["fold"]} - set(folds))
         if out_of_range:
@@ -207,7 +216,7 @@ def validate(table: pd.DataFrame, root: Path | None = None, folds: range | None 
     if (per_label > 1).any() or (per_class > 1).any():
         problems.append("labels and class names do not map one to one")
     labels = sorted(int(v) for v in table["label"].unique())
-    if labels != list(range(len(labels))):
+    if contiguous_labels and labels != list(range(len(labels))):
         problems.append(f"labels must be 0..K-1 without gaps, got {labels}")
     if root is not None:
         absent = [p for p in table["filepath"] if not (root / p).is_file()]
@@ -218,6 +227,39 @@ def validate(table: pd.DataFrame, root: Path | None = None, folds: range | None 
             )
     if problems:
         raise MetadataError("invalid metadata: " + "; ".join(problems))
+
+
+FEATURES_INDEX = "features.csv"  # a features dataset's clip index: the metadata table plus feature_path
+FEATURES_CONFIG = "features.json"  # its feature config, class names and array shape
+
+
+def dataset_kind(files: list[str] | set[str]) -> str:
+    """'features' (made by preprocessing.py), 'raw' (made by get_data.py) or 'unknown', from a dataset's files."""
+    files = set(files)
+    if FEATURES_CONFIG in files and FEATURES_INDEX in files:
+        return "features"
+    if METADATA_FILE in files:
+        return "raw"
+    return "unknown"
+
+
+def validate_features_index(index: pd.DataFrame, class_names: list[str], origin: str) -> None:
+    """The clip index of a features dataset: the metadata checks plus feature paths and labels that
+    index ``class_names``. Raises MetadataError naming ``origin``."""
+    try:
+        missing = [c for c in (*NORMALIZED_COLUMNS, "feature_path") if c not in index.columns]
+        if missing:
+            raise MetadataError(f"the columns {missing} are missing")
+        labels = pd.to_numeric(index["label"], errors="coerce")
+        outside = sorted({int(v) for v in labels.dropna() if v == round(v)} - set(range(len(class_names))))
+        if outside:
+            raise MetadataError(f"labels {outside} are outside the {len(class_names)} classes of features.json")
+        validate(index, contiguous_labels=False)
+        unsafe = [p for p in index["feature_path"].astype(str) if not is_safe_relpath(p)]
+        if unsafe or index["feature_path"].isna().any():
+            raise MetadataError(f"unsafe or empty feature paths, e.g. {unsafe[:1]}")
+    except MetadataError as exc:
+        raise MetadataError(f"{origin}: {exc}") from None
 
 
 def feature_path(audio_path: str) -> str:

@@ -1,8 +1,9 @@
-"""The classifiers: image backbones with a 1-channel stem, and a compact CNN for CPUs.
+"""The classifiers: a VGG-style CNN for log-mel spectrograms, and image backbones with a 1-channel stem.
 
 Every model is wrapped in ``AudioClassifier``, which holds the input
-normalization (mean/std of the training spectrograms) as buffers, so a saved
-state dict is all that prediction needs besides the feature config.
+normalization as buffers (the mean and std of the training spectrograms, per mel
+band), so a saved state dict is all that prediction needs besides the feature
+config and the model's arguments (``model_args``), both stored in the model file.
 """
 
 from __future__ import annotations
@@ -13,7 +14,12 @@ import torch
 from torch import nn
 from torchvision import models as tv
 
-ARCHITECTURES = ("compact", "resnet18", "resnet34", "efficientnet_b0", "mobilenet_v3")
+from . import atomic
+
+ARCHITECTURES = ("cnn", "compact", "resnet18", "resnet34", "efficientnet_b0", "mobilenet_v3")
+CNN_ARCHITECTURES = ("cnn", "compact")  # the ones that take --width
+COMPACT_WIDTH = 16  # "compact" is the CNN at this width: the old default, fastest on a CPU
+DEFAULT_WIDTH = 32  # "cnn"'s base channels unless --width says otherwise
 
 
 def _conv_block(c_in: int, c_out: int, convs: int) -> nn.Sequential:
@@ -25,12 +31,14 @@ def _conv_block(c_in: int, c_out: int, convs: int) -> nn.Sequential:
 
 
 class CompactCNN(nn.Module):
-    """Four conv blocks (16-32-64-128 channels; one conv in the first, two in the others), each ending in
-    a 2x2 max-pool, then global average+max pooling and a linear head.
+    """Four conv blocks (w-2w-4w-8w channels; one 3x3 conv in the first, two in the others, each conv
+    followed by batch norm and ReLU), each ending in a 2x2 max-pool, then global average+max pooling
+    and a linear head: the SB-CNN / PANNs-CNN6 family.
 
-    About 0.3 M parameters. A single conv at full resolution trains 1.7x faster on a 2-core CPU than
-    a double one, for the same depth where the feature maps are small.
-    (B, 1, M, T) -> blocks -> (B, 128, M/16, T/16) -> pool -> (B, 256) -> (B, K)
+    Width 16 ("compact"): 0.3 M parameters; width 32 ("cnn" at its default): 1.2 M. A single conv at
+    full resolution trains 1.7x faster on a 2-core CPU than a double one, for the same depth where the
+    feature maps are small.
+    (B, 1, M, T) -> blocks -> (B, 8w, M/16, T/16) -> pool -> (B, 16w) -> (B, K)
     """
 
     def __init__(self, num_classes: int, width: int = 16, dropout: float = 0.3):
@@ -118,27 +126,68 @@ def torchvision_backbone(arch: str, num_classes: int, pretrained: bool = False,
 
 
 class AudioClassifier(nn.Module):
-    """(B, n_mels, frames) spectrograms in dB -> (B, num_classes) logits."""
+    """(B, n_mels, frames) spectrograms in dB -> (B, num_classes) logits.
 
-    def __init__(self, arch: str, num_classes: int, pretrained: bool = False, weights_file: str | None = None):
+    ``width``: base channels of the CNNs ("cnn", "compact"; ignored by the torchvision backbones).
+    ``level_norm``: subtract each clip's maximum first, so the model sees the spectrum relative to the
+    clip's loudest bin: a recording's gain (a constant in dB) then changes nothing.
+    The input is normalized with the training set's mean and std per mel band (``fit_normalization``).
+    """
+
+    def __init__(self, arch: str, num_classes: int, pretrained: bool = False, weights_file: str | None = None,
+                 width: int | None = None, level_norm: bool = False):
         super().__init__()
         if arch not in ARCHITECTURES:
             raise ValueError(f"unknown model {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
-        if arch == "compact" and (pretrained or weights_file):
-            raise ValueError("the compact CNN has no ImageNet weights; --pretrained and --weights need a "
+        if arch in CNN_ARCHITECTURES and (pretrained or weights_file):
+            raise ValueError(f"the {arch} CNN has no ImageNet weights; --pretrained and --weights need a "
                              "torchvision model (resnet18, resnet34, efficientnet_b0, mobilenet_v3)")
+        if width is not None and width < 1:
+            raise ValueError(f"--width must be a positive number of channels, got {width}")
+        if width is not None and arch == "compact" and width != COMPACT_WIDTH:
+            raise ValueError(f"--width {width}: 'compact' is the CNN at width {COMPACT_WIDTH}; use --model cnn "
+                             f"--width {width}")
         self.arch = arch
-        self.backbone = (CompactCNN(num_classes) if arch == "compact"
+        self.width = (COMPACT_WIDTH if arch == "compact" else width or DEFAULT_WIDTH) if arch in CNN_ARCHITECTURES \
+            else None
+        self.level_norm = bool(level_norm)
+        self.backbone = (CompactCNN(num_classes, width=self.width) if arch in CNN_ARCHITECTURES
                          else torchvision_backbone(arch, num_classes, pretrained, weights_file))
         self.register_buffer("mean", torch.zeros(()))
         self.register_buffer("std", torch.ones(()))
 
-    def set_normalization(self, mean: float, std: float) -> None:
-        self.mean.fill_(mean)
-        self.std.fill_(max(std, 1e-6))
+    @property
+    def model_args(self) -> dict:
+        """What ``AudioClassifier(arch, num_classes, **model_args)`` needs to rebuild this model."""
+        return {"width": self.width, "level_norm": self.level_norm}
+
+    def _leveled(self, spec: torch.Tensor) -> torch.Tensor:
+        return spec - spec.amax(dim=(-2, -1), keepdim=True) if self.level_norm else spec
+
+    def set_normalization(self, mean, std) -> None:
+        """Scalars, or one value per mel band (tensors of shape (n_mels,))."""
+        mean, std = torch.as_tensor(mean, dtype=torch.float32), torch.as_tensor(std, dtype=torch.float32)
+        shape = (mean.numel(), 1) if mean.ndim else ()  # (M, 1) broadcasts over (B, M, T)
+        self.mean = mean.reshape(shape).clone().to(self.mean.device)
+        self.std = std.reshape(shape).clamp_min(1e-6).clone().to(self.std.device)
+
+    @torch.no_grad()
+    def fit_normalization(self, train_spec: torch.Tensor, per_band: bool = True, chunk: int = 512) -> None:
+        """The training spectrograms' mean and std (per mel band, or over everything), in float64."""
+        total = count = 0
+        square = 0
+        dims = (0, 2) if per_band else (0, 1, 2)
+        for start in range(0, len(train_spec), chunk):
+            x = self._leveled(train_spec[start:start + chunk].double())
+            total = total + x.sum(dim=dims)
+            square = square + (x * x).sum(dim=dims)
+            count += x.numel() // (x.shape[1] if per_band else 1)
+        mean = total / count
+        std = (square / count - mean * mean).clamp_min(0).sqrt()
+        self.set_normalization(mean.float(), std.float())
 
     def forward(self, spec: torch.Tensor) -> torch.Tensor:
-        x = ((spec - self.mean) / self.std).unsqueeze(1)  # (B, 1, M, T)
+        x = ((self._leveled(spec) - self.mean) / self.std).unsqueeze(1)  # (B, 1, M, T)
         return self.backbone(x)
 
 
@@ -147,17 +196,29 @@ MODEL_FORMAT = "audioclf.model/1"
 
 def save_model(path, model: AudioClassifier, class_names: list[str], feature_config: dict,
                train_config: dict, metrics: dict) -> None:
-    """One file with everything prediction needs; loads with torch.load(weights_only=True)."""
-    torch.save({
+    """One file with everything prediction needs; loads with torch.load(weights_only=True). Written through a
+    temporary name (a full disk or a kill never leaves half a model), and refused when a weight is not finite."""
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    bad = non_finite(state)
+    if bad:
+        raise ValueError(f"refusing to save a model with non-finite weights ({', '.join(bad[:3])}): training diverged; "
+                         "lower --lr and retrain")
+    atomic.save_torch(path, {
         "format": MODEL_FORMAT,
         "arch": model.arch,
+        "model_args": model.model_args,
         "num_classes": len(class_names),
         "class_names": list(class_names),
         "feature_config": dict(feature_config),
         "train_config": dict(train_config),
         "metrics": dict(metrics),
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-    }, path)
+        "state_dict": state,
+    })
+
+
+def non_finite(state: dict) -> list[str]:
+    """Names of floating-point tensors holding NaN or Inf."""
+    return [k for k, v in state.items() if torch.is_tensor(v) and v.is_floating_point() and not torch.isfinite(v).all()]
 
 
 def load_model(path, map_location: str | torch.device = "cpu") -> tuple[AudioClassifier, dict]:
@@ -168,6 +229,17 @@ def load_model(path, map_location: str | torch.device = "cpu") -> tuple[AudioCla
         raise ValueError(f"{path} is not an audioclf model file (torch.load failed: {exc})") from exc
     if not isinstance(bundle, dict) or bundle.get("format") != MODEL_FORMAT:
         raise ValueError(f"{path} is not an audioclf model file (expected format {MODEL_FORMAT})")
-    model = AudioClassifier(bundle["arch"], bundle["num_classes"])
-    model.load_state_dict(bundle["state_dict"])
+    bad = non_finite(bundle.get("state_dict", {}))
+    if bad:
+        raise ValueError(f"{path} holds non-finite weights ({', '.join(bad[:3])}): the training that wrote it "
+                         "diverged; retrain it with training.py (a lower --lr)")
+    try:
+        # Files from before model_args: the CNN was "compact" at its width, without level normalization.
+        model = AudioClassifier(bundle["arch"], bundle["num_classes"], **bundle.get("model_args", {}))
+        state = bundle["state_dict"]
+        model.set_normalization(state["mean"], state["std"])  # their shape: per mel band or one scalar
+        model.load_state_dict(state)
+    except (KeyError, TypeError, RuntimeError) as exc:
+        raise ValueError(f"{path}: the model file is damaged or from an incompatible version ({exc}); "
+                         "retrain it with training.py") from exc
     return model.eval(), bundle

@@ -10,6 +10,18 @@ matplotlib.use("Agg")  # headless: agents and CI have no display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from . import atomic  # noqa: E402
+
+
+def _save(fig, path: Path, dpi: int) -> Path:
+    """The figure as a PNG under ``path`` (folder created), through a temporary name."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic.atomic_path(path, fsync=False) as tmp:
+        fig.savefig(tmp, dpi=dpi, format="png")
+    plt.close(fig)
+    return path
+
 
 def class_histogram_png(counts: dict[str, int], path: Path, title: str) -> Path:
     fig, ax = plt.subplots(figsize=(8, 4))
@@ -19,9 +31,7 @@ def class_histogram_png(counts: dict[str, int], path: Path, title: str) -> Path:
     ax.set_ylabel("clips")
     ax.set_title(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path, 110)
 
 
 def confusion_matrix_png(matrix: np.ndarray, class_names: list[str], path: Path, title: str) -> Path:
@@ -43,9 +53,7 @@ def confusion_matrix_png(matrix: np.ndarray, class_names: list[str], path: Path,
                     color="white" if share[i, j] > 0.5 else "black")
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of true class")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path, 110)
 
 
 def spectrogram_png(spec: np.ndarray, path: Path, title: str) -> Path:
@@ -55,6 +63,4 @@ def spectrogram_png(spec: np.ndarray, path: Path, title: str) -> Path:
     ax.set_ylabel("mel bin")
     ax.set_title(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return _save(fig, path, 90)

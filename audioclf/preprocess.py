@@ -11,7 +11,6 @@ dataset's size.
 
 from __future__ import annotations
 
-import os
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +22,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from . import atomic
 from .audio import AudioDecodeError, load_for_features
 from .features import FeatureConfig, LogMel
 
@@ -35,11 +35,20 @@ class ExtractReport:
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:
+    """Through a temporary name unique to this process: a kill leaves no half file under the final name,
+    and two writers never share a temporary file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        np.save(fh, array)
-    os.replace(tmp, path)
+    atomic.save_npy(path, array)
+
+
+def is_complete(path: Path, shape: tuple[int, int]) -> bool:
+    """A finished spectrogram from an earlier run: a float16 .npy of ``shape`` with all its bytes (the
+    header is read, not the data). Anything else is computed again."""
+    try:
+        array = np.load(path, mmap_mode="r")
+    except (OSError, ValueError, EOFError):
+        return False
+    return array.dtype == np.float16 and array.shape == tuple(shape)
 
 
 IN_FLIGHT = 2  # chunks queued per worker
@@ -64,7 +73,8 @@ def extract_features(
 
     Undecodable clips are skipped and listed in the report, never fatal.
     """
-    todo = [c for c in clips if not c[2].is_file()]
+    shape = (config.n_mels, config.num_frames)
+    todo = [c for c in clips if not (c[2].is_file() and is_complete(c[2], shape))]
     report = ExtractReport(computed=0, reused=len(clips) - len(todo), skipped=[])
     transform = LogMel(config).to(device)
     on_cpu = device.type == "cpu"

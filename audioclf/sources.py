@@ -21,12 +21,14 @@ and removes it, and a rerun extracts the cached archive again.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import urllib.parse
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import archive as archives
+from . import locks
 from .download import DownloadError, Remote, download, fetch_remote
 from .metadata import ESC50, LAYOUTS, URBANSOUND8K, URBANSOUND8K_CSV, Layout
 
@@ -60,11 +62,30 @@ class SourceFolder:
     description: str
     layout: Layout = URBANSOUND8K
     workdir: Path | None = None  # the folder this program created (root or one above it); removed after use
+    lock: contextlib.ExitStack | None = field(default=None, repr=False)  # held on a staged folder until release()
 
     @property
     def staged(self) -> Path:
         """What to remove once the files are in the dataset (owned sources only)."""
         return self.workdir or self.root
+
+    def release(self) -> None:
+        """Let another run use the staged folder (call when done with it)."""
+        if self.lock is not None:
+            self.lock.close()
+            self.lock = None
+
+
+@contextlib.contextmanager
+def _held(folder: Path, what: str):
+    """The lock on a staging folder, handed to the SourceFolder on success and released on failure."""
+    stack = contextlib.ExitStack()
+    stack.enter_context(locks.hold(folder, what))
+    try:
+        yield stack
+    except BaseException:
+        stack.close()
+        raise
 
 
 def known_sources() -> str:
@@ -93,8 +114,10 @@ def _synthetic(staging: Path, num_clips: int, seed: int, workers: int, progress:
     from .synthetic import generate_dataset
 
     root = staging / f"synthetic-n{num_clips}-seed{seed}"
-    generate_dataset(root, num_clips=num_clips, seed=seed, workers=workers, progress=progress)
-    return SourceFolder(root, owned=True, description=f"synthetic UrbanSound8K layout, {num_clips} clips, seed {seed}")
+    with _held(root, f"get_data generating {root.name}") as lock:
+        generate_dataset(root, num_clips=num_clips, seed=seed, workers=workers, progress=progress)
+        return SourceFolder(root, owned=True, lock=lock,
+                            description=f"synthetic UrbanSound8K layout, {num_clips} clips, seed {seed}")
 
 
 def _local(source: str, staging: Path, progress: bool) -> SourceFolder:
@@ -143,9 +166,10 @@ def clearml_local_copy(url: str) -> Path | None:
 
 def from_archive(path: Path, target: Path, description: str, progress: bool = True) -> SourceFolder:
     """Extract an archive (never modified) into ``target`` and find the layout inside."""
-    extracted = archives.extract(path, target, progress=progress)
-    root, layout = detect_layout(extracted, origin=path)
-    return SourceFolder(root, owned=True, description=description, layout=layout, workdir=extracted)
+    with _held(target, f"get_data extracting {path.name}") as lock:
+        extracted = archives.extract(path, target, progress=progress)
+        root, layout = detect_layout(extracted, origin=path)
+        return SourceFolder(root, owned=True, description=description, layout=layout, workdir=extracted, lock=lock)
 
 
 def source_folds(source: str) -> range:

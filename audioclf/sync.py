@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from . import atomic
 from .store import LocalStore
 
 ID_MAP_FILE = "clearml_ids.json"
@@ -60,7 +61,7 @@ def push_datasets(store: LocalStore, dataset_ids: list[str] | None = None) -> di
         remote.upload(show_progress=True)
         remote.finalize()
         id_map[local_id] = remote.id
-        map_path.write_text(json.dumps(id_map, indent=2) + "\n")
+        atomic.write_json(map_path, id_map)
         print(f"dataset {local_id} -> ClearML {remote.id}")
     return id_map
 

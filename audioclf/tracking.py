@@ -15,10 +15,14 @@ retries are capped and the error names the host and the way to run offline.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import os
 import secrets
+import shutil
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -27,6 +31,8 @@ import pandas as pd
 # Task.connect(parser) then records exactly the arguments that this parser parsed (under Args/).
 from clearml import Task
 from clearml.config import config_obj
+
+from . import atomic
 
 _OFFLINE_BANNER_SHOWN = False
 REQUIREMENTS_FILE = Path(__file__).resolve().parents[1] / "requirements.txt"
@@ -55,6 +61,9 @@ def add_tracking_args(parser: argparse.ArgumentParser, stage: str) -> None:
     group.add_argument("--storage", default=None,
                        help="where ClearML stores models and dataset files: s3://..., gs://..., azure://... or a "
                             "shared path (default: the ClearML files server)")
+    group.add_argument("--verify", action="store_true",
+                       help="also check the sha256 of every dataset file this stage reads (sizes are always "
+                            "checked; default: only when AUDIOCLF_VERIFY=1)")
     group.add_argument("--output-dir", type=Path, default=default_output_dir(),
                        help="folder for the local dataset store and run folders "
                             "(default: $AUDIOCLF_HOME or ./outputs, now %(default)s)")
@@ -112,6 +121,17 @@ class Run:
         return {"task_id": self.task.id, "offline": self.offline,
                 "session_dir": str(self.session_dir) if self.offline else None}
 
+    @property
+    def upload_destination(self) -> str | None:
+        """Where models and artifacts are uploaded online: --storage, else the files server."""
+        if self.offline:
+            return None
+        if self.storage:
+            return self.storage
+        from clearml.backend_api import Session
+
+        return str(Session.get_files_server_host())
+
     def web_url(self) -> str | None:
         return None if self.offline else self.task.get_output_log_web_page()
 
@@ -138,7 +158,7 @@ class Run:
         self.logger.report_table(title=title, series=title, iteration=0, table_plot=table)
         if csv_name:
             path = self.run_dir / csv_name
-            table.to_csv(path, index=False)
+            atomic.write_csv(path, table)
             return path
         return None
 
@@ -149,17 +169,42 @@ class Run:
     def artifact(self, name: str, obj) -> None:
         self.task.upload_artifact(name=name, artifact_object=obj, wait_on_upload=self.offline)
 
-    def close(self) -> None:
-        """Flush and close everything; safe to call twice."""
+    def close(self, status: str = "completed", reason: str | None = None) -> None:
+        """Flush and close everything; safe to call twice. ``status``: completed, failed or stopped.
+
+        Task.close() alone would mark a task completed while an exception is in flight (the SDK decides from
+        its exit hook, which never sees an exception we catch), so a failed or interrupted run is marked
+        after closing. The argparse binding is released too: the SDK keeps the closed task as the one the
+        next parse_args connects to (binding/args.py), which would write the next stage's arguments into
+        this session."""
         if self._closed:
             return
         self._closed = True
-        if self._tb is not None:
-            self._tb.flush()
-            self._tb.close()
-            self._tb = None
-        self.task.flush(wait_for_uploads=True)
-        self.task.close()
+        try:
+            if self._tb is not None:
+                self._tb.flush()
+                self._tb.close()
+                self._tb = None
+            self.task.flush(wait_for_uploads=True)
+            self.task.close()
+        finally:
+            from clearml.binding.args import argparser_update_currenttask
+
+            argparser_update_currenttask(None)
+        if status == "failed":
+            self.task.mark_failed(status_reason=(reason or "failed")[:250], force=True)
+        elif status == "stopped":
+            self.task.mark_stopped(force=True, status_message=reason)
+        if status != "completed":
+            remove_if_empty(self.run_dir)
+
+
+def remove_if_empty(folder: Path) -> None:
+    """Remove ``folder`` when it holds no file at all (only, maybe, empty folders)."""
+    with contextlib.suppress(OSError):
+        if folder.is_dir() and not any(p.is_file() for p in folder.rglob("*")):
+            shutil.rmtree(folder)
+            folder.parent.rmdir()  # runs/ too, when this was its only run (fails, harmlessly, otherwise)
 
 
 def start_run(
@@ -196,6 +241,7 @@ def start_run(
         raise SystemExit(f"error: --queue {args.queue} needs a ClearML server, but this run is offline ({why}).")
     config_obj.set_overrides(overrides)
     Task._report_subprocess_enabled = False  # the deferred config above may already be resolved
+    run_dir = make_run_dir(args.output_dir, stage)  # first: an unwritable --output-dir stops here, in one line
 
     try:
         task = Task.init(
@@ -212,6 +258,7 @@ def start_run(
             output_uri=None if offline else (args.storage or True),
         )
     except Exception as exc:  # the SDK raises LoginError, ValueError, ConnectionError...
+        remove_if_empty(run_dir)
         if offline:
             raise
         raise SystemExit(
@@ -226,12 +273,77 @@ def start_run(
     task._connect_argparse(parser=parser, parsed_args=args, name="Args")
     if args.queue:
         # Stops here and exits; an agent on that queue runs main() again with the recorded arguments.
+        remove_if_empty(run_dir)
         task.execute_remotely(queue_name=args.queue, exit_process=True)
+    if tags and not offline and set(tags) - set(task.get_tags() or []):
+        # Under an agent Task.init ignores ``tags`` (the task exists already): add them here.
+        task.add_tags(list(tags))
 
-    run_dir = args.output_dir / "runs" / f"{stage}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
-    run_dir.mkdir(parents=True, exist_ok=True)
-    return Run(task, offline=offline, run_dir=run_dir.resolve(), output_dir=args.output_dir.resolve(),
-               storage=args.storage)
+    return Run(task, offline=offline, run_dir=run_dir, output_dir=args.output_dir.resolve(), storage=args.storage)
+
+
+def make_run_dir(output_dir: Path, stage: str) -> Path:
+    """A new, unique run folder (two runs started in the same second never share one)."""
+    run_dir = (output_dir / "runs" / f"{stage}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}").resolve()
+    run_dir.mkdir(parents=True, exist_ok=False)
+    return run_dir
+
+
+@contextlib.contextmanager
+def stage(name: str, args: argparse.Namespace, parser: argparse.ArgumentParser, task_type: str = "data_processing",
+          tags: list[str] | None = None) -> Iterator[Run]:
+    """A stage's run, closed however the body ends.
+
+    Success: the task is completed. A user error (bad input, a damaged dataset, a full disk, a folder that
+    cannot be written; see ``user_message``): one line on stderr, no traceback, the task marked failed,
+    exit status 2. Ctrl-C: one line, the task marked stopped, exit status 130. Any other exception is a
+    bug: the task is marked failed and the traceback shown. A failed run's empty run folder is removed."""
+    try:
+        run = start_run(name, args, parser, task_type=task_type, tags=tags)
+    except KeyboardInterrupt:
+        print(f"interrupted: {name} stopped before it started", file=sys.stderr)
+        raise SystemExit(130) from None
+    except OSError as exc:
+        message = user_message(exc, args.output_dir)
+        if message is None:
+            raise
+        fail(message)
+    try:
+        yield run
+    except KeyboardInterrupt:
+        run.close("stopped", "interrupted (Ctrl-C)")
+        print(f"interrupted: {name} stopped and its ClearML session was closed; rerun the same command to resume",
+              file=sys.stderr)
+        raise SystemExit(130) from None
+    except SystemExit as exc:  # fail() inside the body, or execute_remotely handing over to an agent
+        failed = exc.code not in (None, 0)
+        run.close("failed" if failed else "completed", "bad input" if failed else None)
+        raise
+    except BaseException as exc:
+        message = user_message(exc, run.output_dir)
+        run.close("failed", message or f"{type(exc).__name__}: {exc}")
+        if message is None:
+            raise
+        fail(message)
+    else:
+        run.close("completed")
+
+
+def user_message(exc: BaseException, output_dir: Path | None = None) -> str | None:
+    """The one-line message for an error the user can fix, or None for a bug (whose traceback is shown)."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        if exc.filename:
+            return f"no space left on device while writing {exc.filename}: free space there and rerun"
+        where = f" under {output_dir}" if output_dir else ""
+        return (f"no space left on device while writing{where}: free space (or pass an --output-dir on another "
+                "disk) and rerun; finished work is kept and reused")
+    if isinstance(exc, OSError) and exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        what = exc.filename or output_dir
+        return (f"cannot write {what}: {os.strerror(exc.errno).lower()}; pass an --output-dir you can write to "
+                "(or fix its permissions)")
+    if isinstance(exc, (ValueError, LookupError)) or getattr(exc, "user_error", False):
+        return str(exc)  # bad input, unknown ids, damaged datasets, failed downloads
+    return None
 
 
 def open_store(run: Run):
@@ -242,7 +354,7 @@ def open_store(run: Run):
         return LocalStore(run.output_dir / "datasets")
     from .clearml_store import ClearMLStore
 
-    return ClearMLStore(output_uri=run.storage)
+    return ClearMLStore(output_uri=run.storage, scratch_root=run.output_dir / "staging")
 
 
 def fail(message: str) -> None:

@@ -8,6 +8,8 @@ _CLEARML_CACHE = tempfile.mkdtemp(prefix="audioclf-tests-clearml-")
 os.environ["CLEARML_CACHE_DIR"] = _CLEARML_CACHE
 os.environ.setdefault("CLEARML_LOG_LEVEL", "ERROR")
 os.environ.setdefault("TQDM_DISABLE", "1")
+# Every dataset a test reads is checked against its registered sha256, not only its sizes.
+os.environ.setdefault("AUDIOCLF_VERIFY", "1")
 
 import pytest  # noqa: E402
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import zipfile
 import sys
 import time
 from pathlib import Path
@@ -161,8 +162,8 @@ def dataset_cls(monkeypatch):
     return cls
 
 
-def test_store_create_passes_name_project_tags_parent_and_storage(dataset_cls):
-    draft = clearml_store.ClearMLStore(output_uri="s3://bucket/audio").create(
+def test_store_create_passes_name_project_tags_parent_and_storage(dataset_cls, tmp_path):
+    draft = clearml_store.ClearMLStore(output_uri="s3://bucket/audio", scratch_root=tmp_path).create(
         "UrbanSound8K features", "Audio Classification", tags=["features"], parent_ids=["ds-raw"],
         description="log-mel features of ds-raw")
     dataset_cls.create.assert_called_once_with(
@@ -171,26 +172,34 @@ def test_store_create_passes_name_project_tags_parent_and_storage(dataset_cls):
     assert draft.id == "ds-created"
 
 
-def test_store_create_without_parent_passes_none(dataset_cls):
-    clearml_store.ClearMLStore().create("raw", "P", tags=["raw"])
-    clearml_store.ClearMLStore().create("raw", "P", tags=["raw"], parent_ids=[])
+def test_store_create_without_parent_passes_none(dataset_cls, tmp_path):
+    clearml_store.ClearMLStore(scratch_root=tmp_path).create("raw", "P", tags=["raw"])
+    clearml_store.ClearMLStore(scratch_root=tmp_path).create("raw", "P", tags=["raw"], parent_ids=[])
     for made in dataset_cls.create.call_args_list:
         assert made.kwargs["parent_datasets"] is None and made.kwargs["output_uri"] is None
 
 
-def test_draft_add_files_maps_folder_and_dataset_path(dataset_cls, tmp_path):
-    draft = clearml_store.ClearMLStore().create("raw", "P")
+def test_draft_add_files_registers_exactly_the_listed_files(dataset_cls, tmp_path):
+    # A stray file in the source (a planted .npy.tmp, a file nobody listed) must never reach the dataset.
+    source = tmp_path / "work"
+    for rel in ("features/a.npy", "features/b.npy", "features/b.npy.tmp", "features/.c.npy.tmp-1-ab", "x.txt"):
+        (source / rel).parent.mkdir(parents=True, exist_ok=True)
+        (source / rel).write_bytes(rel.encode())
+    draft = clearml_store.ClearMLStore(scratch_root=tmp_path / "scratch").create("features", "P")
     ds = dataset_cls.create.return_value
-    draft.add_files(tmp_path, dataset_path="audio", move=True)
-    draft.add_files(tmp_path)
-    assert ds.add_files.call_args_list == [
-        call(path=str(tmp_path), dataset_path="audio", recursive=True),
-        call(path=str(tmp_path), dataset_path=None, recursive=True),
-    ]
+    seen = {}
+    ds.add_files.side_effect = lambda path, dataset_path=None, recursive=True: seen.update(
+        {(dataset_path, p.relative_to(path).as_posix()): p.read_bytes() for p in Path(path).rglob("*") if p.is_file()})
+    draft.add_files(source, files=["features/a.npy", "features/b.npy"])
+    draft.add_files(source / "features", dataset_path="more")
+    assert seen == {(None, "features/a.npy"): b"features/a.npy", (None, "features/b.npy"): b"features/b.npy",
+                    ("more", "a.npy"): b"features/a.npy", ("more", "b.npy"): b"features/b.npy",
+                    ("more", "b.npy.tmp"): b"features/b.npy.tmp"}  # only the project's own temporaries are skipped
+    assert draft.local_path("features/a.npy").read_bytes() == b"features/a.npy"
 
 
-def test_draft_add_table_adds_a_real_csv_and_sets_metadata(dataset_cls):
-    draft = clearml_store.ClearMLStore().create("raw", "P")
+def test_draft_add_table_adds_a_real_csv_and_shows_each_table_under_its_own_title(dataset_cls, tmp_path):
+    draft = clearml_store.ClearMLStore(scratch_root=tmp_path).create("raw", "P")
     ds = dataset_cls.create.return_value
     table = pd.DataFrame({"filepath": ["audio/fold1/a.wav", "audio/fold2/b.wav"], "fold": [1, 2]})
     seen = {}
@@ -205,13 +214,15 @@ def test_draft_add_table_adds_a_real_csv_and_sets_metadata(dataset_cls):
     assert set(seen) == {("metadata.csv", None), ("label_map.csv", "tables")}
     pd.testing.assert_frame_equal(seen[("metadata.csv", None)], table)
     assert [c.kwargs["metadata_name"] for c in ds.set_metadata.call_args_list] == ["metadata", "label_map"]
-    first = ds.set_metadata.call_args_list[0]
-    pd.testing.assert_frame_equal(first.args[0] if first.args else first.kwargs["metadata"], table)
-    assert first.kwargs["ui_visible"] is True
+    # set_metadata(ui_visible=True) would show every table as "Dataset Metadata", the last one replacing the others.
+    assert all(c.kwargs["ui_visible"] is False for c in ds.set_metadata.call_args_list)
+    shown = ds.get_logger.return_value.report_table.call_args_list
+    assert [c.kwargs["title"] for c in shown] == ["metadata", "label_map"]
+    pd.testing.assert_frame_equal(shown[0].kwargs["table_plot"], table)
 
 
-def test_draft_add_json_adds_the_json_file(dataset_cls):
-    draft = clearml_store.ClearMLStore().create("features", "P")
+def test_draft_add_json_adds_the_json_file(dataset_cls, tmp_path):
+    draft = clearml_store.ClearMLStore(scratch_root=tmp_path).create("features", "P")
     ds = dataset_cls.create.return_value
     seen = {}
     ds.add_files.side_effect = lambda path, dataset_path=None, **_: seen.update(
@@ -220,8 +231,8 @@ def test_draft_add_json_adds_the_json_file(dataset_cls):
     assert seen == {"features.json": ({"class_names": ["a", "b"], "shape": [64, 173]}, None)}
 
 
-def test_draft_finalize_uploads_then_finalizes_with_payloads_still_on_disk(dataset_cls):
-    draft = clearml_store.ClearMLStore().create("raw", "P")
+def test_draft_finalize_uploads_uncompressed_chunks_then_finalizes(dataset_cls, tmp_path):
+    draft = clearml_store.ClearMLStore(scratch_root=tmp_path).create("raw", "P")
     ds = dataset_cls.create.return_value
     added = []
     ds.add_files.side_effect = lambda path, **_: added.append(Path(path))
@@ -231,8 +242,18 @@ def test_draft_finalize_uploads_then_finalizes_with_payloads_still_on_disk(datas
     names = [c[0] for c in ds.mock_calls]
     assert names.index("upload") < names.index("finalize")
     assert names.count("upload") == 1 and names.count("finalize") == 1
+    upload = ds.upload.call_args.kwargs
+    assert upload["compression"] == zipfile.ZIP_STORED and upload["chunk_size"] == clearml_store.CHUNK_MB
+    assert upload["max_workers"] == (os.cpu_count() or 1)
     assert result.id == "ds-created"
     assert not any(p.exists() for p in added), "the scratch copies are removed once finalized"
+
+
+def test_draft_discard_deletes_the_unfinished_dataset_on_the_server(dataset_cls, tmp_path):
+    draft = clearml_store.ClearMLStore(scratch_root=tmp_path).create("raw", "P")
+    draft.discard()
+    dataset_cls.delete.assert_called_once_with(dataset_id="ds-created", force=True)
+    assert not list(tmp_path.iterdir()), "the scratch folder is gone"
 
 
 def test_store_get_by_id_with_alias_and_partial_download(dataset_cls, tmp_path):
@@ -243,7 +264,7 @@ def test_store_get_by_id_with_alias_and_partial_download(dataset_cls, tmp_path):
         f for f in listing if matches_any_wildcard(f, dataset_path)]
     fetched.get_local_copy.return_value = str(tmp_path)
     dataset = clearml_store.ClearMLStore().get("ds-features", alias="features_dataset",
-                                               needs=("features/*", "features.csv", "features.json"))
+                                               needs=("features/*", "features.csv", "features.json"), verify=False)
     dataset_cls.get.assert_called_once_with(dataset_id="ds-features", alias="features_dataset")
     assert dataset.path("features.csv") == tmp_path / "features.csv"
     assert dataset.path("features/audio/fold1/a.npy") == tmp_path / "features/audio/fold1/a.npy"
@@ -251,11 +272,28 @@ def test_store_get_by_id_with_alias_and_partial_download(dataset_cls, tmp_path):
         files=["features.csv", "features.json", "features/audio/fold1/a.npy"])
 
 
+def test_store_get_with_verify_checks_the_sha256_of_what_it_fetched(dataset_cls, tmp_path):
+    fetched = dataset_cls.get.return_value
+    fetched.list_files.side_effect = lambda dataset_path=None, recursive=True, dataset_id=None: [
+        f for f in ["features.csv", "features/a.npy"] if matches_any_wildcard(f, dataset_path)]
+    fetched.get_local_copy.return_value = str(tmp_path)
+    (tmp_path / "features").mkdir()
+    (tmp_path / "features.csv").write_text("feature_path\nfeatures/a.npy\n")
+    (tmp_path / "features/a.npy").write_bytes(b"spectrogram")
+    fetched.file_entries_dict = {rel: SimpleNamespace(hash=fakes.sha256_of(tmp_path / rel), size=0)
+                                 for rel in ("features.csv", "features/a.npy")}
+    store = clearml_store.ClearMLStore(scratch_root=tmp_path / "scratch")
+    assert store.get("ds-f", needs=("features/*", "features.csv"), verify=True).path("features.csv").is_file()
+    (tmp_path / "features/a.npy").write_bytes(b"spectrogran")  # a flipped byte in ClearML's cache
+    with pytest.raises(clearml_store.DatasetCorrupt, match="features/a.npy"):
+        store.get("ds-f", needs=("features/*", "features.csv"), verify=True).path("features.csv")
+
+
 def test_store_get_without_needs_downloads_everything_once(dataset_cls, tmp_path):
     fetched = dataset_cls.get.return_value
     fetched.get_local_copy.return_value = str(tmp_path)
     (tmp_path / "metadata.csv").write_text("filepath,fold\na.wav,1\n")
-    dataset = clearml_store.ClearMLStore().get("ds-raw")
+    dataset = clearml_store.ClearMLStore().get("ds-raw", verify=False)
     dataset_cls.get.assert_called_once_with(dataset_id="ds-raw", alias=None)
     assert dataset.read_table("metadata.csv")["fold"].tolist() == [1]
     assert dataset.path("audio/x.wav") == tmp_path / "audio/x.wav"
@@ -273,164 +311,6 @@ def test_dataset_lineage_and_listing_map_to_the_sdk(dataset_cls):
     dataset.list_files()
     assert fetched.list_files.call_args_list == [call(dataset_path="features/*", dataset_id="ds-fetched"),
                                                  call(dataset_path=None, dataset_id=None)]
-
-
-# =====================================================================================================
-# 2. Each stage online, end to end against the fake server
-# =====================================================================================================
-
-def test_get_data_online_registers_the_raw_dataset(online):
-    result = get_data.main(["--num-clips", "20", "--workers", "1", "--output-dir", str(online.out)])
-    server, task, logger = online.server, online.task, online.logger
-
-    # Task: requirements first, then Task.init online with the files server as output_uri.
-    online.Task.force_requirements_env_freeze.assert_called_once_with(
-        force=True, requirements_file=str(REPO / "requirements.txt"))
-    online.Task.init.assert_called_once()
-    init = online.Task.init.call_args.kwargs
-    assert init["project_name"] == "Audio Classification" and init["task_name"] == "get_data"
-    assert init["task_type"] is online.Task.TaskTypes.data_processing
-    assert init["tags"] == ["raw", "audio"] and init["output_uri"] is True and init["reuse_last_task_id"] is False
-    online.Task.set_offline.assert_called_once_with(False)
-    task._connect_argparse.assert_called_once()
-    task.execute_remotely.assert_not_called()
-
-    # Dataset: created with the tags and no parent, the audio + metadata folder + tables, uploaded, finalized.
-    server.Dataset.create.assert_called_once_with(
-        dataset_name="UrbanSound8K raw", dataset_project="Audio Classification", dataset_tags=["raw", "audio"],
-        parent_datasets=None, output_uri=None, description="synthetic UrbanSound8K layout, 20 clips, seed 0")
-    (record,) = server.created()
-    assert result["dataset_id"] == record.id and record.final
-    kinds = [e[0] for e in server.events]
-    assert kinds[0] == "create" and kinds[-2:] == ["upload", "finalize"]
-    paths = [e[3] for e in server.events if e[0] == "add_files"]
-    assert paths[:2] == ["audio", "metadata"], "the audio folder, then the source's metadata folder"
-    table = pd.read_csv(server.records[record.id].files["metadata.csv"].stored)
-    assert len(table) == 20 == result["num_clips"]
-    assert server.own_files(record.id) == (set(table["filepath"]) | {"metadata.csv", "label_map.csv",
-                                                                      "metadata/UrbanSound8K.csv"})
-    assert set(record.metadata) == {"metadata", "label_map"}
-    assert not list((online.out / "staging").glob("synthetic-*")), "the staged source is removed after upload"
-
-    # The task publishes the id (after finalize) and reports the class histogram.
-    task.set_parameter.assert_any_call("General/dataset_id", record.id)
-    ((hist_args, hist_kwargs),) = [(c.args, c.kwargs) for c in logger.report_histogram.call_args_list]
-    assert hist_kwargs["xlabels"] == result["classes"] and sum(hist_kwargs["values"]) == 20
-    assert hist_kwargs["title"] == "Class distribution"
-    assert "metadata" in [c.kwargs["name"] for c in task.upload_artifact.call_args_list]
-    assert result["task_id"] == task.id and result["offline"] is False and result["session_dir"] is None
-    task.flush.assert_called_with(wait_for_uploads=True)
-    task.close.assert_called_once_with()
-
-
-def test_get_data_online_publishes_the_id_only_after_finalize(online):
-    server = online.server
-    published = []
-    online.task.set_parameter.side_effect = lambda name, value, *a, **k: published.append(
-        (name, value, server.records[value].final if value in server.records else None))
-    get_data.main(["--num-clips", "12", "--workers", "1", "--output-dir", str(online.out)])
-    assert published == [("General/dataset_id", server.created()[0].id, True)]
-
-
-def test_get_data_online_storage_goes_to_task_and_dataset(online):
-    get_data.main(["--num-clips", "12", "--workers", "1", "--storage", "s3://bucket/clearml",
-                   "--output-dir", str(online.out)])
-    assert online.Task.init.call_args.kwargs["output_uri"] == "s3://bucket/clearml"
-    assert online.server.Dataset.create.call_args.kwargs["output_uri"] == "s3://bucket/clearml"
-
-
-def test_preprocessing_online_creates_a_child_that_uploads_only_features(online, offline_runs):
-    server = online.server
-    raw_id = server.import_local(offline_runs.store, offline_runs.raw["dataset_id"])
-    result = preprocessing.main(["--dataset-id", raw_id, "--device", "cpu", "--workers", "1",
-                                 "--output-dir", str(online.out)])
-
-    server.Dataset.get.assert_called_once_with(dataset_id=raw_id, alias="raw_dataset")
-    server.Dataset.create.assert_called_once_with(
-        dataset_name="UrbanSound8K features", dataset_project="Audio Classification",
-        dataset_tags=["features", "log-mel"], parent_datasets=[raw_id], output_uri=None,
-        description=f"log-mel features of {raw_id}")
-    (child,) = server.created()
-    assert child.final and child.parents == [raw_id] and result["dataset_id"] == child.id
-    assert result["parent_id"] == raw_id
-    own = server.own_files(child.id)
-    assert not [f for f in own if f.endswith(".wav")], "the child must not upload the audio again"
-    offline_child = offline_runs.store.get(offline_runs.features["dataset_id"])
-    assert own == set(offline_child.list_files(added_only=True))
-    assert set(child.files) == set(offline_child.list_files()), "audio inherited, features added"
-    info = json.loads(server.read(child.id, "features.json"))
-    assert info["raw_dataset_id"] == raw_id and info["num_clips"] == NUM_CLIPS
-    some = sorted(f for f in own if f.endswith(".npy"))[0]
-    assert np.array_equal(np.load(server.records[child.id].files[some].stored),
-                          np.load(offline_child.path(some))), "same features online and offline"
-    online.task.set_parameter.assert_any_call("General/dataset_id", child.id)
-    assert online.task.connect.call_args.kwargs["name"] == "Features"
-    assert online.logger.report_image.called and online.logger.report_media.called
-    assert online.Task.init.call_args.kwargs["tags"] == ["features", "log-mel"]
-
-
-def test_training_online_reads_only_features_and_registers_an_output_model(online, offline_runs, monkeypatch):
-    server = online.server
-    features_id = server.import_local(offline_runs.store, offline_runs.features["dataset_id"])
-    model_cls = create_autospec(OutputModel)
-    weights_seen = []
-    model_cls.return_value.update_weights.side_effect = lambda weights_filename=None, **_: weights_seen.append(
-        Path(weights_filename).is_file())
-    monkeypatch.setattr(clearml, "OutputModel", model_cls)
-
-    result = training.main(["--dataset-id", features_id, "--epochs", "1", "--device", "cpu", "--batch-size", "16",
-                            "--output-dir", str(online.out)])
-
-    server.Dataset.get.assert_called_once_with(dataset_id=features_id, alias="features_dataset")
-    wanted = sorted(f for f in server.records[features_id].files
-                    if f.startswith("features/") or f in ("features.csv", "features.json"))
-    assert server.downloads == [(features_id, wanted)], "one partial download: the features, never the audio"
-    assert not [f for f in wanted if f.endswith(".wav")]
-    server.Dataset.create.assert_not_called()
-
-    class_names = json.loads(server.read(features_id, "features.json"))["class_names"]
-    model_cls.assert_called_once()
-    kwargs = model_cls.call_args.kwargs
-    assert kwargs["task"] is online.task and kwargs["framework"] == "PyTorch"
-    assert kwargs["label_enumeration"] == {name: i for i, name in enumerate(class_names)}
-    assert kwargs["config_dict"]["feature_config"]["n_mels"] == 64
-    model_path = Path(result["model_path"])
-    model_cls.return_value.update_weights.assert_called_once_with(weights_filename=str(model_path),
-                                                                 auto_delete_file=False)
-    assert weights_seen == [True] and model_path.is_file()
-    artifacts = [c.kwargs["name"] for c in online.task.upload_artifact.call_args_list]
-    assert {"metrics", "confusion_matrix"} <= set(artifacts) and "model" not in artifacts
-    assert online.Task.init.call_args.kwargs["task_type"] is online.Task.TaskTypes.training
-    assert result["dataset_id"] == features_id
-    assert online.logger.report_confusion_matrix.call_args.kwargs["xlabels"] == class_names
-
-
-def test_cross_validation_online_reads_training_tasks(online, monkeypatch):
-    """The pipeline's aggregation step under an agent: --training-tasks id,id."""
-    getter = create_autospec(Task)
-    frames = {"t1": pd.DataFrame([[2, 1], [0, 3]], index=["a", "b"], columns=["a", "b"]),
-              "t2": pd.DataFrame([[1, 0], [1, 1]], index=["a", "b"], columns=["a", "b"])}
-    metrics = {"t1": {"test_fold": 1, "test": {"accuracy": 5 / 6, "f1_macro": 0.8}, "num_test": 6},
-               "t2": {"test_fold": 2, "test": {"accuracy": 2 / 3, "f1_macro": 0.6}, "num_test": 3}}
-
-    def get_task(task_id=None, **_):
-        task = create_autospec(Task, instance=True)
-        task.id = task_id
-        task.artifacts = {"metrics": create_autospec(Artifact, instance=True),
-                          "confusion_matrix": create_autospec(Artifact, instance=True)}
-        task.artifacts["metrics"].get.return_value = metrics[task_id]
-        task.artifacts["confusion_matrix"].get.return_value = frames[task_id]
-        return task
-
-    getter.get_task.side_effect = get_task
-    monkeypatch.setattr(clearml, "Task", getter)
-    result = cross_validation.main(["--training-tasks", "t1, t2", "--output-dir", str(online.out)])
-    assert getter.get_task.call_args_list == [call(task_id="t1"), call(task_id="t2")]
-    assert result["accuracy_mean"] == pytest.approx(0.75)
-    matrix = online.logger.report_confusion_matrix.call_args.kwargs["matrix"]
-    assert np.array_equal(matrix, [[3, 1], [1, 4]])
-    assert online.Task.init.call_args.kwargs["task_type"] is online.Task.TaskTypes.qc
-    assert "cross_validation" in [c.kwargs["name"] for c in online.task.upload_artifact.call_args_list]
 
 
 # =====================================================================================================

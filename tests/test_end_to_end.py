@@ -185,19 +185,27 @@ def test_each_script_has_help(script):
     assert "usage:" in done.stdout and "--offline" in done.stdout
 
 
-def test_a_corrupt_clip_is_skipped_and_reported(tmp_path):
-    """A clip that does not decode is listed with its reason and left out; the run finishes."""
+def test_a_clip_that_does_not_decode_is_skipped_and_reported(tmp_path):
+    """A registered clip that does not decode is listed with its reason and left out; the run finishes."""
     out = tmp_path / "outputs"
     common = ["--offline", "--output-dir", str(out)]
     raw = get_data.main(["--num-clips", "20", "--workers", "1"] + common)
     store = LocalStore(out / "datasets")
-    victim = store.get(raw["dataset_id"]).list_files("audio/*")[0]
-    # Corrupt the stored copy (the test's own data) to simulate a truncated file.
-    path = store.get(raw["dataset_id"]).path(victim)
-    path.write_bytes(path.read_bytes()[:20])
+    original = store.get(raw["dataset_id"])
+    victim = original.list_files("audio/*")[0]
+    # A raw dataset whose copy of one clip is truncated, registered as it is (sizes and sha256 consistent).
+    source = tmp_path / "copy"
+    for rel in original.list_files():
+        (source / rel).parent.mkdir(parents=True, exist_ok=True)
+        (source / rel).write_bytes(original.path(rel).read_bytes())
+    (source / victim).write_bytes((source / victim).read_bytes()[:20])
     with pytest.raises(sf.LibsndfileError):
-        sf.read(path)
-    feats = preprocessing.main(["--dataset-id", raw["dataset_id"], "--device", "cpu"] + common)
+        sf.read(source / victim)
+    draft = store.create(name="with a bad clip", project="test")
+    draft.add_files(source)
+    damaged = draft.finalize()
+
+    feats = preprocessing.main(["--dataset-id", damaged.id, "--device", "cpu"] + common)
     assert feats["num_skipped"] == 1 and feats["num_clips"] == 19
     skipped = pd.read_csv(Path(feats["run_dir"]) / "skipped_clips.csv")
     assert skipped["filepath"].tolist() == [victim]

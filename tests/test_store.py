@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -195,21 +196,26 @@ def test_add_files_copy_leaves_the_source_byte_identical(store, tmp_path):
     before = tree_digest(source)
 
     draft = store.create(name="copy", project="proj")
-    draft.add_files(source, move=False)
+    draft.add_files(source)
     dataset = draft.finalize()
 
     assert tree_digest(source) == before
     assert {rel: hashlib.sha256(dataset.path(rel).read_bytes()).hexdigest() for rel in PARENT_FILES} == before
 
 
-def test_add_files_move_empties_the_source(store, tmp_path):
+def test_add_files_link_shares_the_bytes_and_keeps_the_source_whole(store, tmp_path):
+    # A staged folder is hard-linked, not moved: a run killed before finalize leaves it complete for the rerun.
     source = make_tree(tmp_path / "src", PARENT_FILES)
+    before = tree_digest(source)
 
-    draft = store.create(name="move", project="proj")
-    assert draft.add_files(source, move=True) == 3
+    draft = store.create(name="link", project="proj")
+    assert draft.add_files(source, link=True) == 3
     dataset = draft.finalize()
 
-    assert tree_digest(source) == {}
+    assert tree_digest(source) == before
+    for rel, payload in PARENT_FILES.items():
+        assert dataset.path(rel).stat().st_ino == (source / rel).stat().st_ino
+    shutil.rmtree(source)  # the stage removes its staged copy afterwards
     for rel, payload in PARENT_FILES.items():
         assert dataset.path(rel).read_bytes() == payload
 

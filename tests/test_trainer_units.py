@@ -237,7 +237,7 @@ def test_classifier_maps_spectrograms_to_logits(arch):
 
 
 def test_architectures_cover_the_torchvision_backbones():
-    assert set(ARCHITECTURES) == {"compact", "resnet18", "resnet34", "efficientnet_b0", "mobilenet_v3"}
+    assert set(ARCHITECTURES) == {"cnn", "compact", "resnet18", "resnet34", "efficientnet_b0", "mobilenet_v3"}
 
 
 @pytest.mark.parametrize("arch", ["resnet34", "efficientnet_b0", "mobilenet_v3"])

@@ -44,8 +44,9 @@ def test_resume_after_an_interruption_continues_where_it_stopped(features, monke
             raise KeyboardInterrupt  # Ctrl-C right after epoch 2 was saved
 
     monkeypatch.setattr(trainer, "save_checkpoint", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(SystemExit) as stopped:  # Ctrl-C: one line and exit status 130, no traceback
         _train(features, "--epochs", "3", "--patience", "10")
+    assert stopped.value.code == 130
     monkeypatch.setattr(trainer, "save_checkpoint", real_save)
     runs = sorted((features["out"] / "runs").glob("training-*"), key=lambda p: p.stat().st_mtime)
     checkpoint = runs[-1] / "checkpoint.pt"

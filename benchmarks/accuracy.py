@@ -1,0 +1,324 @@
+"""Accuracy over the predefined folds: our defaults against the old defaults and the seed's config.
+
+    python benchmarks/accuracy.py                                    # built-in data, 1200 clips, all 10 folds
+    python benchmarks/accuracy.py --source /data/UrbanSound8K        # the real dataset (or ESC-50's folder)
+    python benchmarks/accuracy.py --folds 1,4,7,10 --budget 300      # 4 folds, 300 s of training per config
+    python benchmarks/accuracy.py --configs defaults --config wide=defaults:width=48,epochs=40
+
+For every test fold (validation: the fold before it) each config trains on the
+other folds, picks its checkpoint on the validation fold only, and is tested
+once on the test fold. The table gives per-fold accuracy, mean ± std of
+accuracy and macro-F1 over the folds (population std, as UrbanSound8K papers
+report) and the mean wall time per fold.
+
+Configs: ``defaults`` (training.py's defaults, audioclf.trainer.TrainConfig),
+``old-defaults`` (the compact CNN and settings used before the defaults were
+chosen by cross-validation), ``seed`` (the seed example's loop: ResNet-18 from
+random weights, SGD lr 0.002 momentum 0.9, StepLR(3, 0.1), batch 4, one .npy
+read per item through a DataLoader, 10 epochs, its final weights), and any
+``--config NAME=BASE:key=value,...`` (a TrainConfig field changed from ``defaults``
+or ``old-defaults``). Every config gets the SAME features (the default
+FeatureConfig, computed once into --work-dir and reused).
+
+``--budget SECONDS`` gives every config the same wall time per fold: ours plan
+their epochs from a calibration (2 epochs on the first fold, printed, not
+counted) so that the one-cycle schedule ends inside the budget; the seed's loop
+stops when the budget is spent. Without it each config runs its own epochs.
+
+Results go to --results (CSV, one row per config and fold) as they come: a
+rerun with the same file skips what is done, so a long run can be resumed.
+Time on a quiet machine: a background job skews wall times and budgets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import shlex
+import sys
+import time
+from dataclasses import asdict, fields, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from train import SEED_BATCH, SEED_GAMMA, SEED_LR, SEED_MOMENTUM, SEED_STEP_SIZE, SEED_WORKERS, SeedDataset  # noqa: E402
+
+from audioclf import evaluation, metadata  # noqa: E402
+from audioclf.crossval import parse_fold_list  # noqa: E402
+from audioclf.device import resolve_device  # noqa: E402
+from audioclf.features import FeatureConfig  # noqa: E402
+from audioclf.models import AudioClassifier  # noqa: E402
+from audioclf.preprocess import extract_features  # noqa: E402
+from audioclf.sources import detect_layout  # noqa: E402
+from audioclf.synthetic import generate_dataset  # noqa: E402
+from audioclf.trainer import (OLD_DEFAULTS, Split, TrainConfig, default_val_fold, fit, load_features,  # noqa: E402
+                              predict_logits, split_by_fold)
+
+SEED_EPOCHS = 10
+BUDGET_MARGIN = 0.95  # ours plan their epochs for 95 % of the budget: a slow epoch must not overrun it
+BASES = {"defaults": TrainConfig(), "old-defaults": OLD_DEFAULTS}
+RESULT_COLUMNS = ["config", "spec", "test_fold", "val_fold", "accuracy", "f1_macro", "val_accuracy", "epochs",
+                  "best_epoch", "wall_s", "num_train", "num_test"]
+
+
+# ----------------------------------------------------------------------------- configs
+def parse_config(text: str) -> tuple[str, TrainConfig]:
+    """'NAME=BASE:key=value,key=value' -> (NAME, the base TrainConfig with those fields changed)."""
+    name, _, rest = text.partition("=")
+    base, _, changes = rest.partition(":")
+    if not name or base not in BASES:
+        raise argparse.ArgumentTypeError(f"--config {text!r}: expected NAME=BASE:key=value,... with BASE one of "
+                                         f"{', '.join(BASES)}")
+    types = {f.name: f.type for f in fields(TrainConfig)}
+    cfg = BASES[base]
+    for item in filter(None, changes.split(",")):
+        key, _, value = item.partition("=")
+        if key not in types:
+            raise argparse.ArgumentTypeError(f"--config {text!r}: unknown TrainConfig field {key!r}; known: "
+                                             f"{', '.join(types)}")
+        cfg = replace(cfg, **{key: _convert(value, getattr(BASES["defaults"], key), types[key])})
+    return name, cfg
+
+
+def _convert(value: str, example, annotation: str):
+    if value.lower() == "none":
+        return None
+    if isinstance(example, bool):
+        return value.lower() in {"1", "true", "yes", "on"}
+    if isinstance(example, int) or "int" in str(annotation):
+        return int(value)
+    if isinstance(example, float) or "float" in str(annotation):
+        return float(value)
+    return value
+
+
+def spec_of(cfg: TrainConfig | str) -> str:
+    """A short hash of a config, so that results of a changed config are not mistaken for the old ones."""
+    payload = cfg if isinstance(cfg, str) else json.dumps(asdict(cfg), sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:10]
+
+
+# ----------------------------------------------------------------------------- data
+def prepare(args: argparse.Namespace, device: torch.device) -> tuple[Path, pd.DataFrame, dict]:
+    """The features folder (one .npy per clip at the default FeatureConfig), its index and its info."""
+    work = args.work_dir
+    if args.source == "synthetic":
+        root = work / f"synthetic-n{args.num_clips}-seed{args.data_seed}"
+        generate_dataset(root, num_clips=args.num_clips, seed=args.data_seed, workers=os.cpu_count() or 1)
+    else:
+        root = Path(args.source).expanduser().resolve()
+    root, layout = detect_layout(root)
+    config = FeatureConfig()
+    key = hashlib.sha256(f"{root}|{config.fingerprint()}".encode()).hexdigest()[:12]
+    out = work / f"features-{key}"
+    index_path = out / "index.csv"
+    if index_path.is_file():
+        index = pd.read_csv(index_path)
+    else:
+        table = metadata.read_table(root, layout)
+        table["feature_path"] = table["filepath"].map(metadata.feature_path)
+        jobs = [(row.filepath, root / row.filepath, out / row.feature_path) for row in table.itertuples()]
+        print(f"features of {len(jobs)} clips of {root} -> {out}", flush=True)
+        report = extract_features(jobs, config, device, workers=os.cpu_count() or 1)
+        for name, reason in report.skipped:
+            print(f"  skipped {name}: {reason}")
+        skipped = {name for name, _ in report.skipped}
+        index = table[~table["filepath"].isin(skipped)].reset_index(drop=True)
+        tmp = index_path.with_name("index.csv.tmp")
+        index.to_csv(tmp, index=False)
+        os.replace(tmp, index_path)
+    info = {"shape": [config.n_mels, config.num_frames], "root": str(root), "layout": layout.name,
+            "class_names": metadata.class_names_of(index)}
+    return out, index, info
+
+
+# ----------------------------------------------------------------------------- one run
+def run_ours(cfg: TrainConfig, x, y, split: Split, device, num_classes: int) -> dict:
+    torch.manual_seed(cfg.seed)
+    model = AudioClassifier(cfg.arch, num_classes, **cfg.model_kwargs())
+    started = time.perf_counter()
+    best, history = fit(model, x, y, split, cfg, device, lambda *a: None, progress=False)
+    model.load_state_dict(best["state"])
+    sel = torch.from_numpy(split.test)
+    pred = predict_logits(model, x[sel], device, amp=cfg.amp, tta=cfg.tta).argmax(1).numpy()
+    wall = time.perf_counter() - started
+    return {**evaluation.summary(y[sel].numpy(), pred), "val_accuracy": best["val_accuracy"],
+            "epochs": len(history), "best_epoch": best["epoch"], "wall_s": wall}
+
+
+def run_seed(root: Path, index: pd.DataFrame, x, y, split: Split, device, num_classes: int,
+             budget: float | None) -> dict:
+    """The seed's loop for SEED_EPOCHS epochs, or until ``budget`` seconds; its final weights."""
+    torch.manual_seed(0)
+    started = time.perf_counter()
+    model = AudioClassifier("resnet18", num_classes, level_norm=False)
+    train_x = x[torch.from_numpy(split.train)].float()
+    model.set_normalization(float(train_x.mean()), float(train_x.std()))
+    del train_x
+    model.to(device)
+    dataset = SeedDataset([root / p for p in index["feature_path"].iloc[split.train]],
+                          index["label"].to_numpy()[split.train])
+    loader = torch.utils.data.DataLoader(dataset, batch_size=SEED_BATCH, shuffle=True, num_workers=SEED_WORKERS)
+    criterion = nn.CrossEntropyLoss()
+    optimizer = torch.optim.SGD(model.parameters(), lr=SEED_LR, momentum=SEED_MOMENTUM)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=SEED_STEP_SIZE, gamma=SEED_GAMMA)
+    epochs, stop = 0.0, False
+    for epoch in range(SEED_EPOCHS if budget is None else 10**6):
+        model.train()
+        for step, (inputs, labels) in enumerate(loader, 1):
+            optimizer.zero_grad()
+            criterion(model(inputs.to(device)), labels.to(device)).backward()
+            optimizer.step()
+            if budget is not None and time.perf_counter() - started >= budget:
+                epochs, stop = epoch + step / len(loader), True
+                break
+        if stop:
+            break
+        epochs = epoch + 1
+        scheduler.step()
+    sel = torch.from_numpy(split.test)
+    pred = predict_logits(model, x[sel], device, amp=False).argmax(1).numpy()
+    val = torch.from_numpy(split.val)
+    val_pred = predict_logits(model, x[val], device, amp=False).argmax(1).numpy()
+    return {**evaluation.summary(y[sel].numpy(), pred),
+            "val_accuracy": evaluation.summary(y[val].numpy(), val_pred)["accuracy"],
+            "epochs": round(epochs, 2), "best_epoch": round(epochs, 2), "wall_s": time.perf_counter() - started}
+
+
+def calibrate(cfg: TrainConfig, x, y, split: Split, device, num_classes: int, budget: float) -> tuple[int, str]:
+    """Epochs of ``cfg`` that fit ``budget`` seconds: a 2-epoch fit gives the steady epoch time (epoch 2,
+    validation included) and the one-off set-up."""
+    stamps: dict[int, float] = {}
+    probe = replace(cfg, epochs=2, patience=0)
+    model = AudioClassifier(cfg.arch, num_classes, **cfg.model_kwargs())
+    started = time.perf_counter()
+    fit(model, x, y, split, probe, device, lambda tag, value, step: stamps.setdefault(step, time.perf_counter()),
+        progress=False)
+    epoch_s = stamps[2] - stamps[1]
+    setup_s = max(0.0, stamps[1] - started - epoch_s)
+    epochs = max(1, math.floor((BUDGET_MARGIN * budget - setup_s) / epoch_s))
+    return epochs, f"~{epoch_s:.1f} s/epoch, set-up {setup_s:.1f} s -> {epochs} epochs"
+
+
+# ----------------------------------------------------------------------------- report
+def report(results: pd.DataFrame, order: list[str], folds: list[int]) -> str:
+    lines = []
+    head = f"{'config':14s}" + "".join(f"{f'f{f}':>7s}" for f in folds)
+    lines.append(head + "   accuracy mean±std   macro-F1 mean±std   wall s/fold  epochs")
+    for name in order:
+        rows = results[results["config"] == name].set_index("test_fold")
+        if rows.empty:
+            continue
+        cells = "".join(f"{rows.loc[f, 'accuracy']:7.3f}" if f in rows.index else f"{'-':>7s}" for f in folds)
+        done = rows.loc[[f for f in folds if f in rows.index]]
+        lines.append(f"{name:14s}{cells}   {done['accuracy'].mean():.3f} ± {done['accuracy'].std(ddof=0):.3f}"
+                     f"       {done['f1_macro'].mean():.3f} ± {done['f1_macro'].std(ddof=0):.3f}"
+                     f"       {done['wall_s'].mean():7.0f}  {done['epochs'].mean():6.1f}"
+                     + ("" if len(done) == len(folds) else f"   ({len(done)}/{len(folds)} folds)"))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> pd.DataFrame:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--source", default="synthetic",
+                        help="'synthetic' (the built-in data) or a folder in UrbanSound8K or ESC-50 layout "
+                             "(default: %(default)s)")
+    parser.add_argument("--num-clips", type=int, default=1200,
+                        help="synthetic: clips, with the real fold and class distribution (default: %(default)s)")
+    parser.add_argument("--data-seed", type=int, default=0, help="synthetic: seed (default: %(default)s)")
+    parser.add_argument("--folds", default="all", help="test folds: 'all' or a list like 1,4,7,10 (default: all)")
+    parser.add_argument("--budget", type=float, default=None,
+                        help="wall seconds of training per config and fold (default: each config's own epochs)")
+    parser.add_argument("--configs", default="defaults,old-defaults,seed",
+                        help="comma-separated named configs to run: defaults, old-defaults, seed and the names "
+                             "given with --config (default: %(default)s)")
+    parser.add_argument("--config", action="append", type=parse_config, default=[], metavar="NAME=BASE:k=v,...",
+                        help="an extra config: a TrainConfig field changed from BASE (defaults or old-defaults)")
+    parser.add_argument("--work-dir", type=Path, default=Path("outputs") / "benchmarks",
+                        help="generated data and features, reused across runs (default: %(default)s)")
+    parser.add_argument("--results", type=Path, default=None,
+                        help="CSV of per-fold results; done rows are skipped (default: <work-dir>/accuracy.csv)")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: %(default)s)")
+    args = parser.parse_args(argv)
+    extra = dict(args.config)
+    order = [c.strip() for c in args.configs.split(",") if c.strip()]
+    for name in order:
+        if name not in BASES and name != "seed" and name not in extra:
+            parser.error(f"--configs: unknown config {name!r}; give it with --config {name}=BASE:key=value,...")
+    device = resolve_device(args.device)
+    args.work_dir.mkdir(parents=True, exist_ok=True)
+    results_path = args.results or args.work_dir / "accuracy.csv"
+    command = shlex.join(["python", *(sys.argv if argv is None else [sys.argv[0], *argv])])
+
+    root, index, info = prepare(args, device)
+    x = load_features(lambda rel: root / rel, index["feature_path"].tolist(), tuple(info["shape"]), progress=False)
+    y = torch.from_numpy(index["label"].to_numpy()).long()
+    fold_of = index["fold"].to_numpy()
+    available = sorted(int(f) for f in np.unique(fold_of))
+    wanted = parse_fold_list(args.folds)
+    folds = available if wanted is None else wanted
+    if set(folds) - set(available):
+        parser.error(f"--folds {args.folds}: the data has the folds {available}")
+    num_classes = len(info["class_names"])
+    done = pd.read_csv(results_path) if results_path.is_file() else pd.DataFrame(columns=RESULT_COLUMNS)
+    configs = {name: (extra.get(name) or BASES.get(name)) for name in order}
+    budget_tag = f"budget{args.budget:g}" if args.budget else "own"
+    print(f"{len(index)} clips of {info['root']} ({info['layout']}), {num_classes} classes, folds {folds}; "
+          f"{torch.get_num_threads()} torch threads on {device}; results -> {results_path}", flush=True)
+
+    epochs_for: dict[str, int] = {}
+    for fold in folds:
+        split = split_by_fold(fold_of, fold, default_val_fold(fold, available))
+        for name in order:
+            cfg = configs[name]
+            spec = spec_of(f"seed|{SEED_EPOCHS}" if cfg is None else cfg) + f"-{budget_tag}"
+            if ((done["config"] == name) & (done["spec"] == spec) & (done["test_fold"] == fold)).any():
+                continue
+            if cfg is None:
+                row = run_seed(root, index, x, y, split, device, num_classes, args.budget)
+            else:
+                if args.budget:
+                    if name not in epochs_for:
+                        epochs_for[name], note = calibrate(cfg, x, y, split, device, num_classes, args.budget)
+                        print(f"  {name}: {note}", flush=True)
+                    cfg = replace(cfg, epochs=epochs_for[name])
+                row = run_ours(cfg, x, y, split, device, num_classes)
+            row = {"config": name, "spec": spec, "test_fold": fold, "val_fold": split.val_fold, **row,
+                   "num_train": len(split.train), "num_test": len(split.test)}
+            print(f"fold {fold:2d} {name:14s} accuracy {row['accuracy']:.3f}  macro-F1 {row['f1_macro']:.3f}  "
+                  f"val {row['val_accuracy']:.3f}  {row['epochs']} epochs (best {row['best_epoch']})  "
+                  f"{row['wall_s']:.0f} s", flush=True)
+            done = pd.concat([done, pd.DataFrame([row])], ignore_index=True)
+            tmp = results_path.with_name(results_path.name + ".tmp")
+            done.to_csv(tmp, index=False)
+            os.replace(tmp, results_path)
+
+    specs = {name: spec_of(f"seed|{SEED_EPOCHS}" if configs[name] is None else configs[name]) + f"-{budget_tag}"
+             for name in order}
+    mine = done[done.apply(lambda r: specs.get(r["config"]) == r["spec"] and r["test_fold"] in folds, axis=1)]
+    print()
+    print(f"accuracy over folds {folds} ({'each config its own epochs' if not args.budget else f'{args.budget:g} s per config and fold'})")
+    print(f"command: {command}")
+    print(f"data:    {len(index)} clips, {info['layout']} layout, {info['root']}")
+    print(report(mine, order, folds))
+    for name in order:
+        cfg = configs[name]
+        described = ("seed: resnet18, SGD 0.002 momentum 0.9, StepLR(3, 0.1), batch 4, 10 epochs" if cfg is None
+                     else ", ".join(f"{k}={v}" for k, v in asdict(cfg).items()
+                                    if k not in {"amp", "channels_last", "compile"}))
+        print(f"  {name}: {described}")
+    return mine
+
+
+if __name__ == "__main__":
+    main()
