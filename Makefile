@@ -1,23 +1,38 @@
 # The two set-up commands (README): `make demo` and `make test`.
-# Each creates the virtual environment in .venv when it is missing or requirements.txt changed.
+# Each creates the virtual environment in .venv when it is missing or a requirements file changed.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# The demo's training settings: a narrower CNN and fewer epochs than training.py's defaults, so that the
+# whole pipeline runs in minutes on a laptop CPU (README: "Set-up").
+DEMO_TRAINING ?= --width 16 --epochs 20
 
-.PHONY: install demo test clean
+.PHONY: install install-dev demo test test-unit test-integration clean
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade-strategy only-if-needed -r requirements.txt
 	touch $@
 
+$(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
+	$(PY) -m pip install --upgrade-strategy only-if-needed -r requirements-dev.txt
+	touch $@
+
 install: $(VENV)/.installed
 
-demo: install  ## the whole pipeline, offline, on the built-in synthetic data
-	$(PY) pipeline.py --offline
+install-dev: $(VENV)/.installed-dev
 
-test: install  ## the test suite
+demo: install  ## the whole pipeline, offline, on the built-in synthetic data
+	$(PY) pipeline.py --offline $(DEMO_TRAINING)
+
+test: install-dev  ## the test suite: unit tests, then the integration tests against a ClearML server
 	$(PY) -m pytest -q tests
+
+test-unit: install-dev
+	$(PY) -m pytest -q tests --ignore=tests/integration
+
+test-integration: install-dev
+	$(PY) -m pytest -q tests/integration
 
 clean:  ## remove generated datasets and run folders (not the environment)
 	rm -rf outputs

@@ -182,7 +182,7 @@ def _register(store, args: argparse.Namespace, source: sources.SourceFolder, tab
             logger.report_histogram(title="Class distribution", series="clips", values=counts.tolist(),
                                     xlabels=list(counts.index), xaxis="class", yaxis="clips", iteration=0)
             for _, row in table.drop_duplicates("class").iterrows():
-                logger.report_media(title="Audio", series=row["class"], iteration=0,
+                logger.report_media(title="Audio sample", series=row["class"], iteration=0,
                                     local_path=str(source.root / row["filepath"]))
         dataset = draft.finalize()
     except BaseException:

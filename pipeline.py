@@ -11,60 +11,73 @@ to ``${<step>.parameters.General/dataset_id}``, which the controller resolves
 when that step launches. Offline, the same hand-off happens in this process.
 
 Online, each step's task is created from its script in this repository
-(``Task.create``: repository, commit, entry point, requirements.txt) unless
-``--template-project`` names a project holding template tasks called
-get_data, preprocessing and training (for example tasks you ran once and edited
-in the UI); those are cloned instead.
+(``Task.create``: repository, commit, entry point, requirements.txt) next to
+the pipeline's controller, unless ``--template-project`` names a project holding
+template tasks called get_data, preprocessing and training (for example tasks
+you ran once and edited in the UI); those are cloned instead. The controller
+itself needs only clearml (requirements-controller.txt): this module imports
+the stages, and torch with them, only to run them offline.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import cross_validation
-import get_data
-import preprocessing
-import training
 from audioclf import tracking
-from audioclf.sources import source_folds
+from audioclf.cli import fold_list, positive_int
+from audioclf.layouts import source_folds
+from audioclf.train_config import TrainConfig
+
+_TRAIN = TrainConfig()
 
 REPO_ROOT = Path(__file__).resolve().parent
+CONTROLLER_REQUIREMENTS = REPO_ROOT / "requirements-controller.txt"
 
 
 @dataclass(frozen=True)
 class Step:
     name: str
     script: str
-    main: object  # the stage's main(argv) -> dict
     task_type: str
+
+    def main(self, argv: list[str]) -> dict:
+        """Run the stage here (offline), importing it only now."""
+        return importlib.import_module(Path(self.script).stem).main(argv)
 
 
 STEPS = {
-    "get_data": Step("get_data", "get_data.py", get_data.main, "data_processing"),
-    "preprocessing": Step("preprocessing", "preprocessing.py", preprocessing.main, "data_processing"),
-    "training": Step("training", "training.py", training.main, "training"),
-    "cross_validation": Step("cross_validation", "cross_validation.py", cross_validation.main, "qc"),
+    "get_data": Step("get_data", "get_data.py", "data_processing"),
+    "preprocessing": Step("preprocessing", "preprocessing.py", "data_processing"),
+    "training": Step("training", "training.py", "training"),
+    "cross_validation": Step("cross_validation", "cross_validation.py", "qc"),
 }
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    data = parser.add_argument_group("data (fixed when the pipeline is built: the source decides the folds, one "
+                                     "training step each)")
+    data.add_argument("--source", default="synthetic", help="get_data --source (default: %(default)s)")
+    data.add_argument("--classes", default="",
+                      help="get_data --classes, comma-separated class names (default: every class)")
+    data.add_argument("--folds", type=fold_list, default=None,
+                      help="test fold(s): one training step each, e.g. 10, 1,2,3 or all (the source's folds: "
+                           "1..10 for UrbanSound8K, 1..5 for ESC-50); with more than one, a final step reports "
+                           "mean ± std and the summed confusion matrix (default: one step on the dataset's last fold)")
     knobs = parser.add_argument_group("pipeline parameters (editable in the ClearML UI when online)")
-    knobs.add_argument("--source", default="synthetic", help="get_data --source (default: %(default)s)")
-    knobs.add_argument("--num-clips", type=int, default=1000, help="get_data --num-clips (default: %(default)s)")
-    knobs.add_argument("--classes", default="",
-                       help="get_data --classes, comma-separated class names (default: every class)")
+    knobs.add_argument("--num-clips", type=positive_int, default=1000,
+                       help="get_data --num-clips, synthetic source (default: %(default)s)")
     knobs.add_argument("--seed", type=int, default=0, help="data and training seed (default: %(default)s)")
-    knobs.add_argument("--model", default="compact", help="training --model (default: %(default)s)")
-    knobs.add_argument("--epochs", type=int, default=30, help="training --epochs (default: %(default)s)")
-    knobs.add_argument("--folds", type=training.parse_folds, default=None,
-                       help="test fold(s): one training step each, e.g. 10, 1,2,3 or all (the source's folds: "
-                            "1..10 for UrbanSound8K, 1..5 for ESC-50); with more than one, a final step reports "
-                            "mean ± std and the summed confusion matrix (default: the source's last fold)")
+    knobs.add_argument("--model", default=_TRAIN.arch, help="training --model (default: %(default)s)")
+    knobs.add_argument("--epochs", type=positive_int, default=_TRAIN.epochs,
+                       help="training --epochs (default: %(default)s)")
+    knobs.add_argument("--width", type=positive_int, default=None,
+                       help="training --width (default: training.py's, as a pipeline parameter only when given)")
     knobs.add_argument("--device", default="auto", help="preprocessing and training --device (default: %(default)s)")
     online = parser.add_argument_group("ClearML server and agents")
     online.add_argument("--queue", default="default", help="agent queue of the CPU steps (default: %(default)s)")
@@ -77,12 +90,14 @@ def build_parser() -> argparse.ArgumentParser:
                              "still go to the agents")
     online.add_argument("--template-project", default=None,
                         help="clone the steps from template tasks named get_data, preprocessing, training and "
-                             "cross_validation in "
-                             "this project (default: create them from the scripts in this repository)")
+                             "cross_validation in this project (default: create them from the scripts in this "
+                             "repository)")
     online.add_argument("--pipeline-name", default="Audio classification pipeline",
                         help="(default: %(default)s)")
     online.add_argument("--no-cache", action="store_true",
                         help="rerun get_data and preprocessing even when an identical completed step exists")
+    online.add_argument("--storage", default=None,
+                        help="every step's --storage: where models and dataset files go (default: the files server)")
     parser.add_argument("--project", default="Audio Classification", help="ClearML project (default: %(default)s)")
     parser.add_argument("--offline", action="store_true",
                         help="run the steps in this process with no ClearML server (automatic when no ClearML "
@@ -92,17 +107,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def training_options(args: argparse.Namespace) -> dict[str, str]:
+    """The training flags the pipeline sets (the others keep training.py's defaults)."""
+    chosen = {"--model": args.model, "--epochs": args.epochs, "--width": args.width}
+    return {flag: str(value) for flag, value in chosen.items() if value is not None}
+
+
 # --- offline: the steps in this process -------------------------------------------------------------
 
 def step_arguments(args: argparse.Namespace) -> dict[str, list[str]]:
     """Each step's own command line, without the dataset id that the previous step provides."""
     common = ["--project", args.project, "--output-dir", str(args.output_dir), "--offline"]
+    training = [item for pair in training_options(args).items() for item in pair]
     return {
         "get_data": ["--source", args.source, "--num-clips", str(args.num_clips), "--seed", str(args.seed)]
         + (["--classes", args.classes] if args.classes else []) + common,
         "preprocessing": ["--device", args.device] + common,
-        "training": ["--model", args.model, "--epochs", str(args.epochs), "--seed", str(args.seed),
-                     "--device", args.device] + common,
+        "training": training + ["--seed", str(args.seed), "--device", args.device] + common,
     }
 
 
@@ -111,29 +132,31 @@ def run_offline(args: argparse.Namespace) -> dict[str, dict]:
     argv = step_arguments(args)
     results: dict[str, dict] = {}
     print("\n=== pipeline step get_data ===", flush=True)
-    results["get_data"] = get_data.main(argv["get_data"])
+    results["get_data"] = STEPS["get_data"].main(argv["get_data"])
     print("\n=== pipeline step preprocessing ===", flush=True)
-    results["preprocessing"] = preprocessing.main(
+    results["preprocessing"] = STEPS["preprocessing"].main(
         argv["preprocessing"] + ["--dataset-id", results["get_data"]["dataset_id"]])
     folds = step_folds(args)
     for fold in folds:
         print(f"\n=== pipeline step {training_step_name(fold, folds)} ===", flush=True)
-        results[training_step_name(fold, folds)] = training.main(
-            argv["training"] + ["--test-fold", str(fold), "--dataset-id", results["preprocessing"]["dataset_id"]])
+        chosen = [] if fold is None else ["--test-fold", str(fold)]
+        results[training_step_name(fold, folds)] = STEPS["training"].main(
+            argv["training"] + chosen + ["--dataset-id", results["preprocessing"]["dataset_id"]])
     if len(folds) > 1:
         print("\n=== pipeline step cross_validation ===", flush=True)
         run_dirs = [results[training_step_name(f, folds)]["run_dir"] for f in folds]
-        results["cross_validation"] = cross_validation.main(
+        results["cross_validation"] = STEPS["cross_validation"].main(
             ["--run-dirs", *run_dirs, "--project", args.project, "--output-dir", str(args.output_dir), "--offline"])
     return results
 
 
-def step_folds(args: argparse.Namespace) -> list[int]:
+def step_folds(args: argparse.Namespace) -> list[int | None]:
     """The test folds, one training step each: --folds, checked against the source's folds (fixed when the
-    pipeline is built); by default the source's last fold; 'all' is every fold of the source."""
+    pipeline is built); 'all' is every fold of the source. Without --folds, one step whose test fold is
+    None: training.py then takes the dataset's last fold when it runs (a small dataset may lack fold 10)."""
     available = list(source_folds(args.source))
     if args.folds is None:
-        return available[-1:]
+        return [None]
     outside = sorted(set(args.folds) - set(available))
     if outside:
         raise ValueError(f"--folds {','.join(map(str, outside))}: {args.source} has the folds "
@@ -141,75 +164,120 @@ def step_folds(args: argparse.Namespace) -> list[int]:
     return list(args.folds) or available
 
 
-def training_step_name(fold: int, folds: list[int]) -> str:
+def training_step_name(fold: int | None, folds: list[int | None]) -> str:
     return "training" if len(folds) == 1 else f"training_fold{fold}"
 
 
 def print_summary(results: dict[str, dict]) -> None:
+    """The same summary offline (the stages' results) and online (read back from the step tasks)."""
     print("\n=== pipeline summary ===")
-    print(f"raw dataset:      {results['get_data']['dataset_id']}")
-    print(f"features dataset: {results['preprocessing']['dataset_id']}")
+    if "pipeline" in results:
+        print(f"pipeline:         {results['pipeline']['status']}  {results['pipeline']['url']}")
+    for name in ("get_data", "preprocessing"):
+        step = results.get(name, {})
+        label = "raw dataset:     " if name == "get_data" else "features dataset:"
+        print(f"{label} {step.get('dataset_id', '-')}{_where(step)}")
     for name, train in results.items():
-        if name.startswith("training"):
+        if name.startswith("training") and "test" in train:
             print(f"{name}: test fold {train['test_fold']} accuracy {train['test']['accuracy']:.4f} "
-                  f"(macro-F1 {train['test']['f1_macro']:.4f}); run folder {train['run_dir']}")
-    if "cross_validation" in results:
+                  f"(macro-F1 {train['test']['f1_macro']:.4f}); model {train.get('model_id') or train.get('model_path')}"
+                  f"{_where(train)}")
+        elif name.startswith("training"):
+            print(f"{name}: {train.get('status', 'not run')}{_where(train)}")
+    if "cross_validation" in results and "accuracy_mean" in results["cross_validation"]:
         cv = results["cross_validation"]
         print(f"cross-validation: accuracy {cv['accuracy_mean']:.4f} ± {cv['accuracy_std']:.4f}, "
-              f"macro-F1 {cv['f1_macro_mean']:.4f} ± {cv['f1_macro_std']:.4f}")
-    else:
+              f"macro-F1 {cv['f1_macro_mean']:.4f} ± {cv['f1_macro_std']:.4f}{_where(cv)}")
+    elif "training" in results and "test" in results["training"]:
         train = results["training"]
         print(f"test accuracy:    {train['test']['accuracy']:.4f}")
-        print(f"run folder:       {train['run_dir']}")
-        print(f"model:            {train['model_path']}")
+        if train.get("run_dir"):
+            print(f"run folder:       {train['run_dir']}")
+        print(f"model:            {train.get('model_id') or train.get('model_path')}")
+
+
+def _where(step: dict) -> str:
+    if step.get("url"):
+        return f"  ({step.get('status', '')}: {step['url']})"
+    return ""
 
 
 # --- online: a ClearML PipelineController -----------------------------------------------------------
 
-def _task_factory(project: str, step: Step):
-    """base_task_factory: a task created from the step's script in this repository, with its requirements."""
+def _task_factory(pipe, step: Step):
+    """base_task_factory: a task created from the step's script, with its requirements, in the controller's own
+    project (next to the pipeline, where cloned steps would go too).
+
+    Its code is the controller's own: the repository, branch, commit and uncommitted diff recorded when the
+    pipeline was launched. So a step is the same task whether the controller runs here (--local) or on a
+    services agent, whose working copy is a detached checkout: ClearML's step cache hashes the script
+    (automation/job.py, _create_task_hash), and a local path's branch and diff would differ between the two."""
     from clearml import Task
 
     def create(node) -> Task:
-        return Task.create(project_name=project, task_name=node.name, task_type=step.task_type,
-                           script=step.script, working_directory=".", repo=str(REPO_ROOT),
-                           requirements_file=str(REPO_ROOT / "requirements.txt"), add_task_init_call=False)
+        task = Task.create(project_name=pipe._task.get_project_name(), task_name=node.name,
+                           task_type=step.task_type, script=step.script, working_directory=".",
+                           repo=str(REPO_ROOT), requirements_file=str(REPO_ROOT / "requirements.txt"),
+                           add_task_init_call=False)
+        code = _controller_code(pipe)
+        if code.repository:
+            task.set_script(repository=code.repository, branch=code.branch or "", commit=code.version_num or "",
+                            diff=code.diff or "", working_dir=".", entry_point=step.script)
+        return task
     return create
 
 
-def _base_task(args: argparse.Namespace, step: Step) -> dict:
+def _controller_code(pipe):
+    """The controller task's recorded script (waiting, once, for the SDK's repository detection)."""
+    if getattr(pipe, "_audioclf_code", None) is None:
+        pipe._task._wait_for_repo_detection(timeout=300)  # (a private SDK call: detection runs in a thread)
+        pipe._task.reload()
+        pipe._audioclf_code = pipe._task.data.script
+    return pipe._audioclf_code
+
+
+def _base_task(args: argparse.Namespace, pipe, step: Step) -> dict:
     if args.template_project:
         return {"base_task_project": args.template_project, "base_task_name": step.name}
-    return {"base_task_factory": _task_factory(args.project, step)}
+    return {"base_task_factory": _task_factory(pipe, step)}
 
 
 def build_controller(args: argparse.Namespace):
-    """The DAG: get_data -> preprocessing -> one training step per test fold [-> cross_validation]."""
-    from clearml import PipelineController
+    """The DAG: get_data -> preprocessing -> one training step per test fold [-> cross_validation].
 
+    The source (and so the folds, one training step each) is fixed here; the pipeline parameters are the
+    knobs that keep the DAG's shape (clips, seed, model, epochs, width, device)."""
+    from clearml import PipelineController, Task
+
+    # The controller's task lists only what pipeline.py needs when an agent runs it: clearml. (Detected, it
+    # would list torch and the rest, which a services agent would then install just to run a controller.)
+    Task.force_requirements_env_freeze(force=True, requirements_file=str(CONTROLLER_REQUIREMENTS))
     pipe = PipelineController(name=args.pipeline_name, project=args.project, version="1.0.0",
                               add_pipeline_tags=False, abort_on_failure=True)
-    pipe.add_parameter(name="source", default=args.source, description="get_data --source")
-    pipe.add_parameter(name="num_clips", default=args.num_clips, description="synthetic source: clips")
+    pipe.add_parameter(name="num_clips", default=args.num_clips, description="get_data --num-clips (synthetic)")
     pipe.add_parameter(name="seed", default=args.seed, description="data and training seed")
-    pipe.add_parameter(name="model", default=args.model, description="training --model")
-    pipe.add_parameter(name="epochs", default=args.epochs, description="training --epochs")
     pipe.add_parameter(name="device", default=args.device, description="preprocessing/training --device")
+    training_knobs = {}
+    for flag, value in training_options(args).items():
+        name = flag.lstrip("-")
+        pipe.add_parameter(name=name, default=value, description=f"training {flag}")
+        training_knobs[f"Args/{name}"] = f"${{pipeline.{name}}}"
     pipe.set_default_execution_queue(args.queue)
     cache = not args.no_cache
     # Every step reports to the server (never --offline) and to the pipeline's project.
-    common = {"Args/project": args.project, "Args/offline": "False"}
+    common = {"Args/project": args.project, "Args/offline": "False",
+              **({"Args/storage": args.storage} if args.storage else {})}
 
     pipe.add_step(
         name="get_data", execution_queue=args.queue, cache_executed_step=cache,
-        parameter_override={**common, "Args/source": "${pipeline.source}", "Args/num_clips": "${pipeline.num_clips}",
+        parameter_override={**common, "Args/source": args.source, "Args/num_clips": "${pipeline.num_clips}",
                             "Args/seed": "${pipeline.seed}", **({"Args/classes": args.classes} if args.classes else {})},
-        **_base_task(args, STEPS["get_data"]))
+        **_base_task(args, pipe, STEPS["get_data"]))
     pipe.add_step(
         name="preprocessing", parents=["get_data"], execution_queue=args.gpu_queue, cache_executed_step=cache,
         parameter_override={**common, "Args/dataset_id": "${get_data.parameters.General/dataset_id}",
                             "Args/device": "${pipeline.device}"},
-        **_base_task(args, STEPS["preprocessing"]))
+        **_base_task(args, pipe, STEPS["preprocessing"]))
     names = []
     folds = step_folds(args)
     for fold in folds:
@@ -218,15 +286,15 @@ def build_controller(args: argparse.Namespace):
         pipe.add_step(
             name=name, parents=["preprocessing"], execution_queue=args.gpu_queue,
             parameter_override={**common, "Args/dataset_id": "${preprocessing.parameters.General/dataset_id}",
-                                "Args/test_fold": str(fold), "Args/model": "${pipeline.model}",
-                                "Args/epochs": "${pipeline.epochs}", "Args/seed": "${pipeline.seed}",
-                                "Args/device": "${pipeline.device}", "Args/task_name": name},
-            **_base_task(args, STEPS["training"]))
+                                **({} if fold is None else {"Args/test_fold": str(fold)}), **training_knobs,
+                                "Args/seed": "${pipeline.seed}", "Args/device": "${pipeline.device}",
+                                "Args/task_name": name},
+            **_base_task(args, pipe, STEPS["training"]))
     if len(names) > 1:
         pipe.add_step(
             name="cross_validation", parents=names, execution_queue=args.queue,
             parameter_override={**common, "Args/training_tasks": ",".join(f"${{{n}.id}}" for n in names)},
-            **_base_task(args, STEPS["cross_validation"]))
+            **_base_task(args, pipe, STEPS["cross_validation"]))
     return pipe
 
 
@@ -249,7 +317,36 @@ def check_queues(queues: list[str]) -> list[str]:
     return warnings
 
 
-def run_online(args: argparse.Namespace) -> None:
+def online_results(pipe) -> dict[str, dict]:
+    """What each step produced, read back from its task on the server (for the summary)."""
+    from clearml import Task
+
+    results: dict[str, dict] = {}
+    controller = pipe._task
+    controller.reload()
+    results["pipeline"] = {"task_id": controller.id, "status": controller.get_status(),
+                           "url": controller.get_output_log_web_page()}
+    for name, node in pipe.get_pipeline_dag().items():
+        task_id = node.executed or (node.job.task_id() if node.job else None)
+        if not task_id:
+            results[name] = {"status": "not run"}
+            continue
+        task = Task.get_task(task_id=task_id)
+        params = task.get_parameters()
+        entry = {"task_id": task_id, "status": task.get_status(), "url": task.get_output_log_web_page()}
+        if params.get("General/dataset_id"):
+            entry["dataset_id"] = params["General/dataset_id"]
+        if name.startswith("training") and "metrics" in task.artifacts:
+            entry.update(task.artifacts["metrics"].get())
+            entry["model_id"] = params.get("General/model_id") or entry.get("model_id")
+        if name == "cross_validation":
+            entry.update({k: float(params[f"General/{k}"]) for k in
+                          ("accuracy_mean", "accuracy_std", "f1_macro_mean", "f1_macro_std") if f"General/{k}" in params})
+        results[name] = entry
+    return results
+
+
+def run_online(args: argparse.Namespace) -> dict[str, dict] | None:
     pipe = build_controller(args)
     queues = [args.queue, args.gpu_queue] + ([] if args.local else [args.controller_queue])
     try:
@@ -258,12 +355,21 @@ def run_online(args: argparse.Namespace) -> None:
         warnings = [f"could not check the queues ({type(exc).__name__}: {exc})"]
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    if args.local:
-        print("starting the pipeline controller in this process; steps go to the agents")
-        pipe.start_locally(run_pipeline_steps_locally=False)
-    else:
-        print(f"enqueuing the pipeline controller on '{args.controller_queue}'")
-        pipe.start(queue=args.controller_queue)
+    url = pipe._task.get_output_log_web_page()
+    if not args.local:
+        print(f"enqueuing the pipeline controller on '{args.controller_queue}'; follow it at {url}", flush=True)
+        pipe.start(queue=args.controller_queue)  # hands over to the agent: this process exits here
+        return None
+    print(f"starting the pipeline controller in this process ({url}); steps go to the agents", flush=True)
+    pipe.start_locally(run_pipeline_steps_locally=False)
+    results = online_results(pipe)
+    print_summary(results)
+    failed = [name for name, step in results.items() if step.get("status") in ("failed", "stopped")]
+    if failed:
+        print(f"error: the pipeline did not complete: {', '.join(failed)} failed or stopped; see the links above",
+              file=sys.stderr)
+        raise SystemExit(1)
+    return results
 
 
 def main(argv: list[str] | None = None) -> dict[str, dict] | None:
@@ -278,8 +384,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict] | None:
         results = run_offline(args)
         print_summary(results)
         return results
-    run_online(args)
-    return None
+    return run_online(args)
 
 
 if __name__ == "__main__":

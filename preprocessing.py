@@ -166,7 +166,7 @@ def _log_debug_samples(logger, run: tracking.Run, raw, work, index: pd.DataFrame
         png = plots.spectrogram_png(spec, run.run_dir / "debug_samples" / f"{Path(row['filepath']).stem}.png",
                                     f"{name}: {row['filepath']}")
         logger.report_image(title="Spectrogram", series=name, iteration=0, local_path=str(png))
-        logger.report_media(title="Audio", series=name, iteration=0, local_path=str(raw.path(row["filepath"])))
+        logger.report_media(title="Audio sample", series=name, iteration=0, local_path=str(raw.path(row["filepath"])))
 
 
 if __name__ == "__main__":

@@ -23,15 +23,15 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
 from audioclf import atomic, crossval, evaluation, metadata, plots, tracking
-from audioclf.crossval import parse_fold_list
 from audioclf.device import resolve_device
 from audioclf.export import EXPORT_FORMATS, export_file
-from audioclf.cli import non_negative_float, non_negative_int, positive_float, positive_int, unit_float
+from audioclf.cli import fold_list, non_negative_float, non_negative_int, positive_float, positive_int, unit_float
 from audioclf.models import ARCHITECTURES, COMPACT_WIDTH, DEFAULT_WIDTH, AudioClassifier, save_model
 from audioclf.store import DatasetCorrupt, recover_hint
 from audioclf.trainer import (TrainConfig, default_val_fold, fit, load_checkpoint, load_features,
@@ -40,15 +40,6 @@ from audioclf.trainer import (TrainConfig, default_val_fold, fit, load_checkpoin
 FEATURES_INDEX = metadata.FEATURES_INDEX
 FEATURES_CONFIG = metadata.FEATURES_CONFIG
 _DEFAULTS = TrainConfig()
-
-
-def parse_folds(value: str) -> list[int]:
-    """'all' -> every fold of the dataset (resolved later: []); '1,2,3' -> [1, 2, 3]."""
-    try:
-        folds = parse_fold_list(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--folds takes 'all' or fold numbers like 1,2,3; got {value!r}")
-    return [] if folds is None else folds
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "5 for ESC-50)")
     folds.add_argument("--val-fold", type=int, default=None,
                        help="fold used to pick the best epoch (default: the fold before the test fold)")
-    folds.add_argument("--folds", type=parse_folds, default=None,
+    folds.add_argument("--folds", type=fold_list, default=None,
                        help="cross-validation: 'all' or a list like 1,2,3 of test folds, one model each, each with "
                             "the fold before it for validation (default: only --test-fold)")
     opt = parser.add_argument_group("optimisation")
@@ -138,11 +129,13 @@ def train_config_from(args: argparse.Namespace) -> TrainConfig:
                        seed=args.seed)
 
 
-def main(argv: list[str] | None = None) -> dict:
+def main(argv: list[str] | None = None, on_epoch: Callable[[int, float], None] | None = None) -> dict:
+    """``on_epoch(epoch, validation accuracy)`` is called after each epoch (optimize.py prunes trials with it;
+    an exception with ``stops_run = True`` stops the run, marked stopped)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     with tracking.stage("training", args, parser, task_type="training") as run:
-        result = _train_all(args, run)
+        result = _train_all(args, run, on_epoch)
     if "cross_validation" in result:
         cv = result["cross_validation"]
         print(f"cross-validation: accuracy {cv['accuracy_mean']:.4f} ± {cv['accuracy_std']:.4f}")
@@ -172,7 +165,7 @@ def load_dataset(dataset):
     return info, index
 
 
-def _train_all(args: argparse.Namespace, run: tracking.Run) -> dict:
+def _train_all(args: argparse.Namespace, run: tracking.Run, on_epoch=None) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
@@ -189,7 +182,8 @@ def _train_all(args: argparse.Namespace, run: tracking.Run) -> dict:
     x = load_features(dataset.path, index["feature_path"].tolist(), tuple(info["shape"]),
                       hint=recover_hint(dataset.id))
     y = torch.from_numpy(index["label"].to_numpy()).long()
-    common = {"dataset_id": dataset.id, "index": index, "info": info, "x": x, "y": y, "device": device}
+    common = {"dataset_id": dataset.id, "index": index, "info": info, "x": x, "y": y, "device": device,
+              "on_epoch": on_epoch}
     if len(folds) == 1:
         result = _train_fold(args, run, folds[0], args.val_fold, run.run_dir, None, **common)
         result.pop("confusion_matrix")
@@ -209,7 +203,7 @@ def _train_all(args: argparse.Namespace, run: tracking.Run) -> dict:
 
 def _train_fold(args: argparse.Namespace, run: tracking.Run, test_fold: int, val_fold: int | None, out: Path,
                 cv_fold: int | None, dataset_id: str, index, info: dict, x: torch.Tensor, y: torch.Tensor,
-                device: torch.device) -> dict:
+                device: torch.device, on_epoch=None) -> dict:
     """Train and test one model. ``cv_fold`` (in a cross-validation): its scalar series, model name and
     artifacts carry the fold (loss/train_fold3, "audio classifier fold 3", metrics_fold3)."""
     tag = "" if cv_fold is None else f"_fold{cv_fold}"
@@ -224,8 +218,13 @@ def _train_fold(args: argparse.Namespace, run: tracking.Run, test_fold: int, val
                             **cfg.model_kwargs())
     resume = load_checkpoint(args.resume) if args.resume else None
     started = time.time()
-    best, history = fit(model, x, y, split, cfg, device, lambda t, v, s: run.scalar(t + tag, v, s),
-                        checkpoint_path=out / "checkpoint.pt", resume=resume)
+    def log_scalar(name: str, value: float, epoch: int) -> None:
+        run.scalar(name + tag, value, epoch)
+        if on_epoch is not None and name == "accuracy/val":
+            on_epoch(epoch, value)
+
+    best, history = fit(model, x, y, split, cfg, device, log_scalar, checkpoint_path=out / "checkpoint.pt",
+                        resume=resume)
     train_seconds = time.time() - started
     model.load_state_dict(best["state"])
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 
 
 def _number(kind, text: str):
@@ -51,3 +52,32 @@ def unit_float(text: str) -> float:
     if not 0 <= value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 0 and below 1, got {value}")
     return value
+
+
+def parse_fold_list(value: str) -> list[int] | None:
+    """'1,2,3' -> [1, 2, 3]; 'all' -> None (every fold). Raises ValueError on anything else.
+
+    Also reads back what ClearML records in Args/ for an argparse value that was
+    already a list ('[1, 2, 3]', "['1,2,3']", '[]' for all): a task that an
+    agent re-runs from its recorded arguments must get the same folds.
+    """
+    text = str(value).strip()
+    if text.lower() == "all":
+        return None
+    listed = text.startswith("[") and text.endswith("]")
+    cleaned = re.sub(r"[\[\]'\"\s]", "", text)
+    if listed and not cleaned:
+        return None
+    parts = [v for v in cleaned.split(",") if v]
+    if not parts or not all(v.isdigit() for v in parts):
+        raise ValueError(f"expected 'all' or fold numbers like 1,2,3; got {value!r}")
+    return sorted({int(v) for v in parts})
+
+
+def fold_list(value: str) -> list[int]:
+    """argparse type of --folds: 'all' -> [] (every fold of the dataset, resolved later); '1,2,3' -> [1, 2, 3]."""
+    try:
+        folds = parse_fold_list(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--folds takes 'all' or fold numbers like 1,2,3; got {value!r}")
+    return [] if folds is None else folds

@@ -8,31 +8,12 @@ matrices in hand.
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-
-def parse_fold_list(value: str) -> list[int] | None:
-    """'1,2,3' -> [1, 2, 3]; 'all' -> None (every fold). Raises ValueError on anything else.
-
-    Also reads back what ClearML records in Args/ for an argparse value that was
-    already a list ('[1, 2, 3]', "['1,2,3']", '[]' for all): a task that an
-    agent re-runs from its recorded arguments must get the same folds.
-    """
-    text = str(value).strip()
-    if text.lower() == "all":
-        return None
-    listed = text.startswith("[") and text.endswith("]")
-    cleaned = re.sub(r"[\[\]'\"\s]", "", text)
-    if listed and not cleaned:
-        return None
-    parts = [v for v in cleaned.split(",") if v]
-    if not parts or not all(v.isdigit() for v in parts):
-        raise ValueError(f"expected 'all' or fold numbers like 1,2,3; got {value!r}")
-    return sorted({int(v) for v in parts})
+from .cli import parse_fold_list  # noqa: F401  (read back by the agents; kept importable from here)
 
 
 def summarize_folds(per_fold: list[dict], matrices: list[np.ndarray]) -> tuple[pd.DataFrame, dict, np.ndarray]:

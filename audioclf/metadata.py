@@ -33,10 +33,9 @@ import pandas as pd
 import soundfile as sf
 from tqdm import tqdm
 
-URBANSOUND8K_COLUMNS = ("slice_file_name", "fsID", "start", "end", "salience", "fold", "classID", "class")
-URBANSOUND8K_CSV = Path("metadata") / "UrbanSound8K.csv"
-ESC50_COLUMNS = ("filename", "fold", "target", "category", "esc10", "src_file", "take")
-ESC50_CSV = Path("meta") / "esc50.csv"
+from .layouts import (ESC50, ESC50_COLUMNS, ESC50_CSV, LAYOUTS, URBANSOUND8K, URBANSOUND8K_COLUMNS,  # noqa: F401
+                      URBANSOUND8K_CSV, Layout)
+
 NORMALIZED_COLUMNS = ("filepath", "fold", "label", "class")
 METADATA_FILE = "metadata.csv"  # the normalized table, stored at the root of the raw dataset
 LABEL_MAP_FILE = "label_map.csv"  # label -> class -> the source's class number, at the root of the raw dataset
@@ -44,28 +43,6 @@ SKIPPED_COLUMNS = ("filepath", "reason")
 
 MISSING = "listed in the metadata but missing on disk"
 UNLISTED = "not in metadata"
-
-
-@dataclass(frozen=True)
-class Layout:
-    """Where a source keeps its table and audio, and what the table holds."""
-
-    name: str
-    csv: Path  # relative to the dataset root
-    columns: tuple[str, ...]
-    audio_dir: str
-    meta_dir: str
-    folds: range
-    class_id: str  # the source's class-number column
-
-    def describe(self) -> str:
-        return f"{self.csv.as_posix()} and {self.audio_dir}/"
-
-
-URBANSOUND8K = Layout("urbansound8k", URBANSOUND8K_CSV, URBANSOUND8K_COLUMNS, "audio", "metadata", range(1, 11),
-                      "classID")
-ESC50 = Layout("esc50", ESC50_CSV, ESC50_COLUMNS, "audio", "meta", range(1, 6), "target")
-LAYOUTS = {layout.name: layout for layout in (URBANSOUND8K, ESC50)}
 
 
 class MetadataError(ValueError):

@@ -13,7 +13,7 @@ import numpy as np  # noqa: E402
 from . import atomic  # noqa: E402
 
 
-def _save(fig, path: Path, dpi: int) -> Path:
+def save_figure(fig, path: Path, dpi: int) -> Path:
     """The figure as a PNG under ``path`` (folder created), through a temporary name."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -31,7 +31,7 @@ def class_histogram_png(counts: dict[str, int], path: Path, title: str) -> Path:
     ax.set_ylabel("clips")
     ax.set_title(title)
     fig.tight_layout()
-    return _save(fig, path, 110)
+    return save_figure(fig, path, 110)
 
 
 def confusion_matrix_png(matrix: np.ndarray, class_names: list[str], path: Path, title: str) -> Path:
@@ -53,7 +53,7 @@ def confusion_matrix_png(matrix: np.ndarray, class_names: list[str], path: Path,
                     color="white" if share[i, j] > 0.5 else "black")
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of true class")
     fig.tight_layout()
-    return _save(fig, path, 110)
+    return save_figure(fig, path, 110)
 
 
 def spectrogram_png(spec: np.ndarray, path: Path, title: str) -> Path:
@@ -63,4 +63,4 @@ def spectrogram_png(spec: np.ndarray, path: Path, title: str) -> Path:
     ax.set_ylabel("mel bin")
     ax.set_title(title)
     fig.tight_layout()
-    return _save(fig, path, 90)
+    return save_figure(fig, path, 90)

@@ -30,7 +30,8 @@ from pathlib import Path
 from . import archive as archives
 from . import locks
 from .download import DownloadError, Remote, download, fetch_remote
-from .metadata import ESC50, LAYOUTS, URBANSOUND8K, URBANSOUND8K_CSV, Layout
+from .layouts import SourceError, detect_layout, source_folds
+from .metadata import URBANSOUND8K, Layout
 
 BUILTIN_SOURCES = ("synthetic",)
 REMOTES: dict[str, Remote] = {
@@ -48,11 +49,8 @@ REMOTES: dict[str, Remote] = {
         description="ESC-50 (GitHub karolpiczak/ESC-50, master)"),
 }
 DOWNLOAD_SOURCES = tuple(REMOTES)
-_SEARCH_DEPTH = 2  # a layout root may sit this many folders below the given folder (UrbanSound8K/, ESC-50-master/)
 
 
-class SourceError(ValueError):
-    pass
 
 
 @dataclass
@@ -170,39 +168,6 @@ def from_archive(path: Path, target: Path, description: str, progress: bool = Tr
         extracted = archives.extract(path, target, progress=progress)
         root, layout = detect_layout(extracted, origin=path)
         return SourceFolder(root, owned=True, description=description, layout=layout, workdir=extracted, lock=lock)
-
-
-def source_folds(source: str) -> range:
-    """A source's predefined folds, known before anything is downloaded: ESC-50's 1..5, a local folder's own
-    layout, otherwise UrbanSound8K's 1..10 (an archive or URL is assumed to hold UrbanSound8K)."""
-    if source == "esc50":
-        return ESC50.folds
-    folder = Path(source).expanduser()
-    if folder.is_dir():
-        try:
-            return detect_layout(folder)[1].folds
-        except SourceError:
-            pass  # get_data reports the layout problem
-    return URBANSOUND8K.folds
-
-
-def detect_layout(folder: Path, origin: Path | None = None) -> tuple[Path, Layout]:
-    """The shallowest folder (``folder`` itself or up to two levels down) holding a known metadata CSV."""
-    level = [Path(folder)]
-    for _ in range(_SEARCH_DEPTH + 1):
-        found = [(candidate, layout) for candidate in level for layout in LAYOUTS.values()
-                 if (candidate / layout.csv).is_file()]
-        if len(found) == 1:
-            return found[0]
-        if len(found) > 1:
-            listed = "; ".join(f"{(root / layout.csv)}" for root, layout in found)
-            raise SourceError(f"{origin or folder} holds more than one dataset ({listed}); pass the folder of "
-                              "the one you want")
-        level = [child for parent in level for child in sorted(parent.iterdir())
-                 if child.is_dir() and not child.name.startswith((".", "__MACOSX"))]
-    expected = " or ".join(f"{layout.describe()} ({layout.name})" for layout in LAYOUTS.values())
-    raise SourceError(f"{origin or folder} is in no known layout: expected {expected} at its top or up to "
-                      f"{_SEARCH_DEPTH} folders down (for UrbanSound8K: {URBANSOUND8K_CSV} and audio/fold1..fold10/)")
 
 
 __all__ = ["BUILTIN_SOURCES", "DOWNLOAD_SOURCES", "REMOTES", "DownloadError", "SourceError", "SourceFolder",

@@ -24,8 +24,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 # Imported here, before any stage parses its arguments: clearml patches argparse on import, and
 # Task.connect(parser) then records exactly the arguments that this parser parsed (under Args/).
@@ -33,6 +32,9 @@ from clearml import Task
 from clearml.config import config_obj
 
 from . import atomic
+
+if TYPE_CHECKING:  # pandas is not imported at run time here: the pipeline controller needs only clearml
+    import pandas as pd
 
 _OFFLINE_BANNER_SHOWN = False
 REQUIREMENTS_FILE = Path(__file__).resolve().parents[1] / "requirements.txt"
@@ -46,8 +48,9 @@ def default_output_dir() -> Path:
     return Path(os.environ.get("AUDIOCLF_HOME", "outputs"))
 
 
-def add_tracking_args(parser: argparse.ArgumentParser, stage: str) -> None:
-    """The arguments every stage shares: where it reports and where it writes."""
+def add_tracking_args(parser: argparse.ArgumentParser, stage: str, enqueue_flag: str = "--queue") -> None:
+    """The arguments every stage shares: where it reports and where it writes. ``enqueue_flag``: the name of the
+    flag that enqueues the script itself (optimize.py calls it --optimizer-queue: its --queue is the trials')."""
     group = parser.add_argument_group("tracking and storage")
     group.add_argument("--project", default="Audio Classification",
                        help="ClearML project of the task and datasets (default: %(default)s)")
@@ -55,7 +58,7 @@ def add_tracking_args(parser: argparse.ArgumentParser, stage: str) -> None:
     group.add_argument("--offline", action="store_true",
                        help="run without a ClearML server: record an offline session and use the local "
                             "dataset store (default: automatic when no ClearML credentials are configured)")
-    group.add_argument("--queue", default=None,
+    group.add_argument(enqueue_flag, dest="queue", default=None,
                        help="enqueue this script on a ClearML agent queue instead of running it here "
                             "(needs a server; default: run here)")
     group.add_argument("--storage", default=None,
@@ -271,8 +274,9 @@ def start_run(
     # looks the namespace up by pairing parsers with parsed namespaces deduplicated by equality, so a second
     # identical command line in one process (tests, the offline pipeline) is paired with the wrong one.
     task._connect_argparse(parser=parser, parsed_args=args, name="Args")
-    if args.queue:
-        # Stops here and exits; an agent on that queue runs main() again with the recorded arguments.
+    if args.queue and task.running_locally():
+        # Stops here and exits; an agent on that queue runs main() again with the recorded arguments (there,
+        # execute_remotely does nothing and the stage goes on).
         remove_if_empty(run_dir)
         task.execute_remotely(queue_name=args.queue, exit_process=True)
     if tags and not offline and set(tags) - set(task.get_tags() or []):
@@ -320,6 +324,9 @@ def stage(name: str, args: argparse.Namespace, parser: argparse.ArgumentParser, 
         run.close("failed" if failed else "completed", "bad input" if failed else None)
         raise
     except BaseException as exc:
+        if getattr(exc, "stops_run", False):  # asked to stop (a pruned search trial): not a failure
+            run.close("stopped", str(exc) or type(exc).__name__)
+            raise
         message = user_message(exc, run.output_dir)
         run.close("failed", message or f"{type(exc).__name__}: {exc}")
         if message is None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,44 +22,7 @@ from tqdm import tqdm
 
 from . import atomic, evaluation
 from .models import AudioClassifier
-
-
-@dataclass
-class TrainConfig:
-    arch: str = "cnn"
-    width: int | None = None  # base channels of the CNNs (None: the model's default)
-    epochs: int = 30
-    batch_size: int = 64
-    lr: float = 3e-3  # peak of the one-cycle schedule (AdamW)
-    weight_decay: float = 1e-2
-    label_smoothing: float = 0.05
-    patience: int = 0  # stop after this many epochs without a better validation accuracy; 0: never
-    augment: bool = True  # random circular time shift and SpecAugment masks
-    masks: int = 1  # SpecAugment: time masks and frequency masks per clip (each up to 1/8 of the axis)
-    freq_shift: int = 0  # shift the mel axis by up to this many bands (pitch spread); 0: off
-    eq_db: float = 0.0  # add a smooth random curve of up to +-eq_db dB over the mel bands (mic colour); 0: off
-    mixup: float = 0.0  # Beta(alpha, alpha) mixup of training batches; 0 turns it off
-    ema: float = 0.0  # decay per step of an exponential moving average of the weights, which is then the
-    #                   model validated and saved; 0: off
-    band_norm: bool = True  # normalize the input per mel band (False: one mean and std for all)
-    level_norm: bool = False  # subtract each clip's maximum dB first (gain invariance)
-    tta: int = 1  # test and validation: average the softmax over this many circular time shifts
-    amp: bool = True  # bf16 autocast on CUDA (ignored on the CPU)
-    channels_last: bool = True  # NHWC convolutions: 10-20 % faster for the CNNs on a 2-core CPU (measured)
-    compile: bool = False  # torch.compile the model
-    seed: int = 0
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    def model_kwargs(self) -> dict:
-        return {"width": self.width, "level_norm": self.level_norm}
-
-
-# The defaults before they were chosen by cross-validation on field-like data (kept for benchmarks/accuracy.py).
-OLD_DEFAULTS = TrainConfig(arch="compact", epochs=30, batch_size=64, lr=3e-3, weight_decay=1e-2,
-                           label_smoothing=0.05, patience=10, augment=True, masks=1, mixup=0.0, band_norm=False,
-                           channels_last=False)
+from .train_config import OLD_DEFAULTS, TrainConfig  # noqa: F401  (re-exported: the loop's config lives there)
 
 
 @dataclass

@@ -18,6 +18,7 @@ per module.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
@@ -467,7 +468,9 @@ def test_pipeline_dag(offline_controller, folds, no_cache):
     for name, overrides in params.items():
         assert all("/" in key for key in overrides), f"{name}: every override needs a section: {overrides}"
         assert overrides["Args/project"] == "Proj" and overrides["Args/offline"] == "False"
-    assert params["get_data"]["Args/source"] == "${pipeline.source}"
+    # The source is fixed when the DAG is built (it decides the folds, one training step each): not a
+    # pipeline parameter a UI rerun could change under a DAG built for other folds.
+    assert params["get_data"]["Args/source"] == "urbansound8k"
     assert params["get_data"]["Args/num_clips"] == "${pipeline.num_clips}"
     assert params["preprocessing"]["Args/dataset_id"] == "${get_data.parameters.General/dataset_id}"
     assert params["preprocessing"]["Args/device"] == "${pipeline.device}"
@@ -483,14 +486,14 @@ def test_pipeline_dag(offline_controller, folds, no_cache):
         assert not dag["cross_validation"].cache_executed_step
 
     # The steps read those overrides: each Args/<key> is an argparse dest of the step's script.
-    dests = {name: {a.dest for a in step.main.__globals__["build_parser"]()._actions}
+    dests = {name: {a.dest for a in importlib.import_module(name).build_parser()._actions}
              for name, step in pipeline.STEPS.items()}
     for name, overrides in params.items():
         script = "training" if name.startswith("training") else name
         assert {k.split("/", 1)[1] for k in overrides} <= dests[script], name
 
-    assert pipe.get_parameters() == {"source": "urbansound8k", "num_clips": 77, "seed": 5, "model": "resnet18",
-                                     "epochs": 3, "device": "cuda"}
+    assert pipe.get_parameters() == {"num_clips": 77, "seed": 5, "model": "resnet18", "epochs": "3",
+                                     "device": "cuda"}
     # Every step is created by its factory (no template lookups on a server).
     assert all(node.base_task_id is None and callable(node.task_factory_func) for node in dag.values())
 
@@ -502,7 +505,10 @@ def test_pipeline_dag_esc50_has_five_folds(offline_controller, folds, trainings)
     _, pipe = offline_controller(["--source", "esc50"] + (["--folds", folds] if folds else []))
     dag = pipe.get_pipeline_dag()
     assert [name for name in dag if name.startswith("training")] == trainings
-    assert dag[trainings[-1]].parameters["Args/test_fold"] == "5"
+    if folds:
+        assert dag[trainings[-1]].parameters["Args/test_fold"] == "5"
+    else:  # one step; training.py takes the dataset's last fold when it runs (5 for ESC-50)
+        assert "Args/test_fold" not in dag["training"].parameters
 
 
 def test_pipeline_rejects_folds_the_source_does_not_have(capsys):
@@ -530,7 +536,8 @@ def test_pipeline_task_factories_create_each_step_from_its_script(offline_contro
     for name, (script, task_type) in expected.items():
         kwargs = scripts[name]
         assert kwargs["script"] == script and (REPO / script).is_file()
-        assert kwargs["task_type"] == task_type and kwargs["project_name"] == "Proj"
+        # next to the pipeline: in the controller's own project
+        assert kwargs["task_type"] == task_type and kwargs["project_name"] == pipe._task.get_project_name()
         assert kwargs["repo"] == str(REPO) and kwargs["working_directory"] == "."
         assert kwargs["requirements_file"].endswith("requirements.txt") and Path(kwargs["requirements_file"]).is_file()
         assert kwargs["add_task_init_call"] is False, "the scripts call Task.init themselves"
@@ -552,7 +559,7 @@ def test_pipeline_from_template_project_clones_templates_by_name(monkeypatch):
                      ("cross_validation", "Templates", "cross_validation", None)]
     pipe.set_default_execution_queue.assert_called_once_with("default")
     assert {c.kwargs["name"] for c in pipe.add_parameter.call_args_list} == {
-        "source", "num_clips", "seed", "model", "epochs", "device"}
+        "num_clips", "seed", "model", "epochs", "device"}
 
 
 def test_pipeline_controller_gets_default_arguments_back_under_the_agent(offline_controller, monkeypatch):
@@ -563,7 +570,7 @@ def test_pipeline_controller_gets_default_arguments_back_under_the_agent(offline
     args, _ = offline_controller(["--num-clips", "50", "--epochs", "3", "--gpu-queue", "g"])
     agent = agent_parse(Task.current_task(), pipeline.build_parser, "pipeline.py", monkeypatch)
     assert (agent.folds, agent.num_clips, agent.epochs, agent.gpu_queue) == (args.folds, 50, 3, "g")
-    assert pipeline.step_folds(agent) == [10], "the default: the source's last fold"
+    assert pipeline.step_folds(agent) == [None], "the default: one step on the dataset's last fold (chosen at run time)"
 
 
 def test_pipeline_controller_gets_its_folds_back_under_the_agent(offline_controller, monkeypatch):
@@ -584,18 +591,36 @@ def launch(monkeypatch):
         checked.append(list(queues))
         return ["queue 'gpu' has no agent listening: start one with: clearml-agent daemon --queue gpu --gpus 0"]
 
+    pipe._task = create_autospec(Task, instance=True)
+    pipe._task.get_output_log_web_page.return_value = "https://app.example/projects/p/tasks/ctrl/output/log"
+    results = {"pipeline": {"status": "completed", "url": "https://app.example/tasks/ctrl/"},
+               "get_data": {"dataset_id": "raw-1", "status": "completed", "url": "u1"},
+               "preprocessing": {"dataset_id": "feat-1", "status": "completed", "url": "u2"},
+               "training": {"test_fold": 10, "test": {"accuracy": 0.5, "f1_macro": 0.4}, "model_id": "m-1",
+                            "status": "completed", "url": "u3"}}
     monkeypatch.setattr(pipeline, "build_controller", lambda args: pipe)
     monkeypatch.setattr(pipeline, "check_queues", check_queues)
+    monkeypatch.setattr(pipeline, "online_results", lambda p: results)
     monkeypatch.setattr(tracking, "decide_offline", lambda flag: (False, ONLINE_REASON))
-    return SimpleNamespace(pipe=pipe, checked=checked)
+    return SimpleNamespace(pipe=pipe, checked=checked, results=results)
 
 
-def test_run_online_local_runs_the_controller_here(launch, capsys):
-    assert pipeline.main(["--local"]) is None
+def test_run_online_local_runs_the_controller_here_and_ends_with_a_summary(launch, capsys):
+    assert pipeline.main(["--local"]) == launch.results
     launch.pipe.start_locally.assert_called_once_with(run_pipeline_steps_locally=False)
     launch.pipe.start.assert_not_called()
     assert launch.checked == [["default", "gpu"]], "no controller queue is needed with --local"
-    assert "warning: queue 'gpu' has no agent listening" in capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert "warning: queue 'gpu' has no agent listening" in captured.err
+    summary = captured.out.split("=== pipeline summary ===")[1]
+    assert "raw-1" in summary and "feat-1" in summary and "accuracy 0.5000" in summary and "m-1" in summary
+
+
+def test_run_online_local_fails_when_a_step_failed(launch, capsys):
+    launch.results["training"] = {"status": "failed", "url": "u3"}
+    with pytest.raises(SystemExit) as stopped:
+        pipeline.main(["--local"])
+    assert stopped.value.code == 1 and "training failed" in capsys.readouterr().err
 
 
 def test_run_online_enqueues_the_controller(launch, capsys):
@@ -605,6 +630,7 @@ def test_run_online_enqueues_the_controller(launch, capsys):
     assert launch.checked == [["default", "gpu", "svc"]]
     captured = capsys.readouterr()
     assert "clearml-agent daemon --queue gpu" in captured.err and "svc" in captured.out
+    assert "follow it at https://app.example/projects/p/tasks/ctrl/output/log" in captured.out
 
 
 def test_run_online_launches_even_when_the_queue_check_fails(launch, monkeypatch, capsys):

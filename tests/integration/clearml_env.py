@@ -1,0 +1,260 @@
+"""The integration suite's server, agents and users (fixtures are registered by conftest.py): a real ClearML server, real clearml-agents, and the project as a user has it.
+
+- Server: the one named by CLEARML_API_HOST, CLEARML_API_ACCESS_KEY and CLEARML_API_SECRET_KEY (and
+  CLEARML_FILES_HOST, CLEARML_WEB_HOST) when they are set, so that anyone can point the suite at their own
+  server; otherwise ``../shared/clearml-server/start.sh`` on free ports for this session, stopped after it.
+  With neither, every test here is skipped, saying why.
+- Project: a snapshot of this working tree (committed or not) as its own git repository whose ``origin`` is
+  itself, so the tasks record a repository and a commit that the agents can clone.
+- Agents: real ``clearml-agent`` daemons on queues unique to the session (so a real server's other queues and
+  tasks are never touched), one for steps (cpu and gpu queues) and one in services mode for pipeline
+  controllers, each with its own HOME, running tasks with this project's own .venv python. Stopped by PID.
+
+Every stage runs as a subprocess with a fresh HOME, as a user on another machine would run it; what the
+server holds is read back with the SDK in a subprocess too (``readback.py``), since this test process may be
+in the SDK's offline mode (the unit tests run offline in it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SHARED_SERVER = REPO.parent / "shared" / "clearml-server"
+HERE = Path(__file__).resolve().parent
+SERVER_VARS = ("CLEARML_API_HOST", "CLEARML_API_ACCESS_KEY", "CLEARML_API_SECRET_KEY")
+PASSED_VARS = SERVER_VARS + ("CLEARML_FILES_HOST", "CLEARML_WEB_HOST")
+PYTHON = sys.executable  # the project's .venv python
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Server:
+    env: dict  # the CLEARML_* variables that point the SDK at it
+    logs: Path | None = None  # the test server's logs (its apiserver.stdout has one line per call)
+
+    def api_log_tail(self, lines: int = 40) -> str:
+        log = self.logs / "apiserver.stdout" if self.logs else None
+        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:]) if log and log.is_file() else ""
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory):
+    if all(os.environ.get(v) for v in SERVER_VARS):
+        yield Server(env={k: os.environ[k] for k in PASSED_VARS if os.environ.get(k)})
+        return
+    start = SHARED_SERVER / "start.sh"
+    if not start.is_file():
+        pytest.skip("no ClearML server for the integration tests: set CLEARML_API_HOST, CLEARML_API_ACCESS_KEY and "
+                    f"CLEARML_API_SECRET_KEY (and CLEARML_FILES_HOST) to use yours, or provide {start}")
+    ports = {"CLEARML_LOCAL_API_PORT": str(_free_port()), "CLEARML_LOCAL_FILES_PORT": str(_free_port())}
+    env = {**os.environ, **ports}
+    started = subprocess.run(["bash", str(start)], env=env, capture_output=True, text=True, timeout=900)
+    if started.returncode != 0:
+        pytest.fail(f"could not start the test server ({start}):\n{started.stderr[-3000:]}")
+    values = dict(line[len("export "):].split("=", 1) for line in started.stdout.splitlines()
+                  if line.startswith("export "))
+    home = Path(os.environ.get("CLEARML_TEST_SERVER_HOME",
+                               Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "clearml-test-server"))
+    try:
+        yield Server(env=values, logs=home / f"logs-{ports['CLEARML_LOCAL_API_PORT']}")
+    finally:
+        subprocess.run(["bash", str(SHARED_SERVER / "stop.sh")], env=env, capture_output=True, timeout=120)
+
+
+@pytest.fixture(scope="session")
+def project(tmp_path_factory) -> Path:
+    """This working tree as a repository of its own (origin: itself) at a commit holding every change."""
+    snap = tmp_path_factory.mktemp("project") / "audioclf"
+    subprocess.run(["git", "clone", "-q", "--no-local", str(REPO), str(snap)], check=True)
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO, check=True,
+                            capture_output=True, text=True).stdout.split("\0")
+    for rel in filter(None, listed):
+        source = REPO / rel
+        target = snap / rel
+        if source.is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+        elif target.exists() and not source.exists():
+            target.unlink()
+    git = ["git", "-c", "user.name=audioclf tests", "-c", "user.email=tests@audioclf.invalid"]
+    subprocess.run(git + ["add", "-A"], cwd=snap, check=True)
+    subprocess.run(git + ["commit", "-q", "--allow-empty", "-m", "integration test snapshot"], cwd=snap, check=True)
+    subprocess.run(["git", "remote", "set-url", "origin", str(snap)], cwd=snap, check=True)
+    return snap
+
+
+@dataclass
+class User:
+    """Someone running the project's scripts against the server from a machine of their own (a fresh HOME)."""
+
+    server: Server
+    project: Path
+    home: Path
+    queues: dict = field(default_factory=dict)
+
+    def env(self, **extra) -> dict:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("CLEARML_", "TRAINS_"))}
+        env.update(self.server.env)
+        self.home.mkdir(parents=True, exist_ok=True)
+        env.update(HOME=str(self.home), CLEARML_CACHE_DIR=str(self.home / ".clearml" / "cache"), TQDM_DISABLE="1",
+                   CLEARML_LOG_LEVEL="WARNING", PYTHONUNBUFFERED="1", AUDIOCLF_VERIFY="1")
+        env.update({k: str(v) for k, v in extra.items()})
+        return env
+
+    def run(self, script: str, *args: str, timeout: float = 600, check: bool = True, **extra_env
+            ) -> subprocess.CompletedProcess:
+        command = [PYTHON, str(self.project / script), *args]
+        process = subprocess.Popen(command, cwd=self.project, env=self.env(**extra_env), stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True)
+        try:
+            stdout, stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            stacks = _stacks_of(process.pid)
+            process.kill()
+            stdout, stderr = process.communicate()
+            pytest.fail(f"{script} {' '.join(args)} still running after {timeout} s; its threads:\n{stacks}\n"
+                        f"{stdout[-3000:]}\n{stderr[-3000:]}\n--- server log ---\n{self.server.api_log_tail()}")
+        done = subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+        if check and done.returncode != 0:
+            pytest.fail(f"{script} {' '.join(args)} exited {done.returncode}:\n{done.stdout[-3000:]}\n"
+                        f"{done.stderr[-5000:]}\n--- server log ---\n{self.server.api_log_tail()}")
+        return done
+
+    def read(self, *queries: dict) -> list:
+        """What the server holds, read back with the SDK (readback.py)."""
+        done = subprocess.run([PYTHON, str(HERE / "readback.py"), json.dumps(list(queries))], cwd=self.project,
+                              env=self.env(), capture_output=True, text=True, timeout=300)
+        if done.returncode != 0:
+            pytest.fail(f"readback {queries} failed:\n{done.stderr[-4000:]}")
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    def wait_for(self, task_id: str, timeout: float = 600) -> dict:
+        """The task once it has stopped running (completed, failed, stopped...)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            (task,) = self.read({"task": task_id, "brief": True})
+            if task["status"] not in ("created", "queued", "in_progress"):
+                return self.read({"task": task_id})[0]
+            if time.monotonic() > deadline:
+                pytest.fail(f"task {task_id} still {task['status']} after {timeout} s")
+            time.sleep(3)
+
+
+def _stacks_of(pid: int) -> str:
+    """Every thread's Python stack of a hung process (py-spy, from the test requirements), for the failure."""
+    spy = Path(PYTHON).with_name("py-spy")
+    if not spy.is_file():
+        return "(py-spy is not installed: no stacks)"
+    dumped = subprocess.run([str(spy), "dump", "--pid", str(pid), "--subprocesses"], capture_output=True, text=True,
+                            timeout=60)
+    return dumped.stdout[-8000:] + dumped.stderr[-2000:]
+
+
+@pytest.fixture(scope="session")
+def agents(server, project, tmp_path_factory):
+    """Queue names {cpu, gpu, services}, each served by a real clearml-agent daemon."""
+    token = secrets.token_hex(3)
+    queues = {"cpu": f"audioclf-it-{token}-cpu", "gpu": f"audioclf-it-{token}-gpu",
+              "services": f"audioclf-it-{token}-services"}
+    agent_bin = Path(PYTHON).with_name("clearml-agent")
+    if not agent_bin.is_file():
+        pytest.fail(f"{agent_bin} is missing: install the test requirements (pip install -r requirements-dev.txt)")
+    base = tmp_path_factory.mktemp("agents")
+    processes = []
+    for name, queue_args in (("steps", ["--queue", queues["cpu"], queues["gpu"]]),
+                             ("services", ["--queue", queues["services"], "--services-mode"])):
+        home = base / name
+        home.mkdir()
+        env = User(server, project, home).env(
+            CLEARML_AGENT_SKIP_PYTHON_ENV_INSTALL=1, CLEARML_AGENT_SKIP_PIP_VENV_INSTALL=PYTHON)
+        log = open(base / f"{name}.log", "w")
+        processes.append((subprocess.Popen([str(agent_bin), "daemon", *queue_args, "--create-queue", "--cpu-only",
+                                            "--foreground"], env=env, stdout=log, stderr=subprocess.STDOUT,
+                                           cwd=home, start_new_session=True), log))
+    try:
+        _wait_for_workers(User(server, project, base / "probe"), list(queues.values()))
+        yield {**queues, "logs": base}
+    finally:
+        for process, log in processes:
+            with_children = os.getpgid(process.pid)
+            os.killpg(with_children, signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(with_children, signal.SIGKILL)
+            log.close()
+
+
+def _wait_for_workers(user: User, queues: list[str], timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        (served,) = user.read({"served_queues": queues})
+        if set(served) == set(queues):
+            return
+        time.sleep(2)
+    pytest.fail(f"the agents did not register on {queues} within {timeout} s")
+
+
+@pytest.fixture(scope="session")
+def user(server, project, tmp_path_factory) -> User:
+    return User(server, project, tmp_path_factory.mktemp("user-home"))
+
+
+@pytest.fixture
+def fresh_user(server, project, tmp_path) -> User:
+    """Another machine: a HOME with nothing cached."""
+    return User(server, project, tmp_path / "another-home")
+
+
+def output_of(done: subprocess.CompletedProcess, prefix: str) -> str:
+    """The value a script printed after ``prefix`` (e.g. 'raw dataset id:')."""
+    for line in done.stdout.splitlines():
+        if line.startswith(prefix):
+            return line[len(prefix):].split()[0]
+    raise AssertionError(f"{prefix!r} not in the output:\n{done.stdout[-2000:]}")
+
+
+def task_id_in(done: subprocess.CompletedProcess) -> str:
+    """The id of the task a script ran as (from the ClearML link it prints)."""
+    import re
+
+    found = re.findall(r"/tasks/([0-9a-f]{32})/", done.stdout)
+    assert found, f"no task link in the output:\n{done.stdout[-2000:]}"
+    return found[-1]
+
+
+@pytest.fixture(scope="session")
+def names():
+    """A project of this session only, so that a real server's projects are never touched."""
+    return {"project": f"audioclf-it-{secrets.token_hex(3)}"}
+
+
+@pytest.fixture(scope="session")
+def datasets(user, names, tmp_path_factory):
+    """get_data and preprocessing run online, once for the session: their outputs and task ids."""
+    out = tmp_path_factory.mktemp("online-outputs")
+    common = ["--project", names["project"], "--output-dir", str(out)]
+    raw = user.run("get_data.py", "--num-clips", "20", "--seed", "4", "--workers", "1", *common)
+    raw_id = output_of(raw, "raw dataset id:")
+    feats = user.run("preprocessing.py", "--dataset-id", raw_id, "--device", "cpu", "--workers", "1", *common)
+    return {"out": out, "common": common, "raw": raw_id, "raw_task": task_id_in(raw),
+            "features": output_of(feats, "features dataset id:"), "features_task": task_id_in(feats),
+            "raw_output": raw.stdout, "features_output": feats.stdout}

@@ -1,0 +1,35 @@
+"""optimize.py online: ClearML's HyperParameterOptimizer with Optuna, trials cloned from a base training task and
+run by a real agent, the best chosen by validation accuracy.
+
+    python -m pytest -q tests/integration/test_optimize_online.py
+"""
+
+from __future__ import annotations
+
+from clearml_env import task_id_in
+
+
+def test_three_trials_on_an_agent_the_best_by_validation_accuracy(user, agents, datasets):
+    done = user.run("optimize.py", "--dataset-id", datasets["features"], "--queue", agents["gpu"], "--trials", "3",
+                    "--epochs", "2", "--batch-size", "8,16", "--train-args", "--width 4 --device cpu",
+                    "--concurrent", "1", "--poll-seconds", "3", "--no-prune", *datasets["common"], timeout=900)
+    assert "=== best trial ===" in done.stdout
+    (optimizer,) = user.read({"task": task_id_in(done)})
+    assert optimizer["status"] == "completed" and optimizer["type"] == "optimizer"
+    params = optimizer["parameters"]
+    base, best_id = params["General/base_task_id"], params["General/best_task_id"]
+    (project_tasks,) = user.read({"project_tasks": optimizer["project"]})
+    trials = [t for t in user.read(*[{"task": t["id"]} for t in project_tasks if t["id"] not in (base,
+                                                                                                 optimizer["id"])])
+              if t["parent"] in (base, optimizer["id"]) and t["name"].startswith("training")]
+    assert len(trials) == 3, [(t["name"], t["parent"]) for t in trials]
+    objective = {t["id"]: max(t["scalars"]["accuracy"]["val"]["y"]) for t in trials if t["status"] == "completed"}
+    assert objective and best_id in objective
+    assert objective[best_id] == max(objective.values()), "the best is chosen by validation accuracy"
+    # The trials are normal training tasks with the searched arguments in Args/ and a model each.
+    for trial in trials:
+        assert trial["parameters"]["Args/epochs"] == "2" and trial["parameters"]["Args/batch_size"] in ("8", "16")
+        assert trial["parameters"]["Args/dataset_id"] == datasets["features"]
+        if trial["status"] == "completed":
+            assert trial["output_models"] and not trial["output_models"][0]["url"].startswith("file://")
+    assert params["General/best_model_id"] == next(t for t in trials if t["id"] == best_id)["output_models"][0]["id"]
