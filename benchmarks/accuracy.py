@@ -67,8 +67,8 @@ from audioclf.trainer import (OLD_DEFAULTS, Split, TrainConfig, default_val_fold
 SEED_EPOCHS = 10
 BUDGET_MARGIN = 0.95  # ours plan their epochs for 95 % of the budget: a slow epoch must not overrun it
 BASES = {"defaults": TrainConfig(), "old-defaults": OLD_DEFAULTS}
-RESULT_COLUMNS = ["config", "spec", "test_fold", "val_fold", "accuracy", "f1_macro", "val_accuracy", "epochs",
-                  "best_epoch", "wall_s", "num_train", "num_test"]
+RESULT_COLUMNS = ["config", "spec", "test_fold", "val_fold", "accuracy", "f1_macro", "val_accuracy",
+                  "train_accuracy", "epochs", "best_epoch", "wall_s", "num_train", "num_test"]
 
 
 # ----------------------------------------------------------------------------- configs
@@ -153,6 +153,7 @@ def run_ours(cfg: TrainConfig, x, y, split: Split, device, num_classes: int) -> 
     pred = predict_logits(model, x[sel], device, amp=cfg.amp, tta=cfg.tta).argmax(1).numpy()
     wall = time.perf_counter() - started
     return {**evaluation.summary(y[sel].numpy(), pred), "val_accuracy": best["val_accuracy"],
+            "train_accuracy": float(history["train_accuracy"].iloc[-1]),  # of the last epoch (augmented batches)
             "epochs": len(history), "best_epoch": best["epoch"], "wall_s": wall}
 
 
@@ -191,7 +192,7 @@ def run_seed(root: Path, index: pd.DataFrame, x, y, split: Split, device, num_cl
     val = torch.from_numpy(split.val)
     val_pred = predict_logits(model, x[val], device, amp=False).argmax(1).numpy()
     return {**evaluation.summary(y[sel].numpy(), pred),
-            "val_accuracy": evaluation.summary(y[val].numpy(), val_pred)["accuracy"],
+            "val_accuracy": evaluation.summary(y[val].numpy(), val_pred)["accuracy"], "train_accuracy": float("nan"),
             "epochs": round(epochs, 2), "best_epoch": round(epochs, 2), "wall_s": time.perf_counter() - started}
 
 
@@ -296,9 +297,9 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
             row = {"config": name, "spec": spec, "test_fold": fold, "val_fold": split.val_fold, **row,
                    "num_train": len(split.train), "num_test": len(split.test)}
             print(f"fold {fold:2d} {name:14s} accuracy {row['accuracy']:.3f}  macro-F1 {row['f1_macro']:.3f}  "
-                  f"val {row['val_accuracy']:.3f}  {row['epochs']} epochs (best {row['best_epoch']})  "
-                  f"{row['wall_s']:.0f} s", flush=True)
-            done = pd.concat([done, pd.DataFrame([row])], ignore_index=True)
+                  f"val {row['val_accuracy']:.3f}  train {row['train_accuracy']:.3f}  {row['epochs']} epochs "
+                  f"(best {row['best_epoch']})  {row['wall_s']:.0f} s", flush=True)
+            done = pd.concat([frame for frame in (done, pd.DataFrame([row])) if not frame.empty], ignore_index=True)
             tmp = results_path.with_name(results_path.name + ".tmp")
             done.to_csv(tmp, index=False)
             os.replace(tmp, results_path)
