@@ -18,40 +18,22 @@ def _number(kind, text: str):
     return value
 
 
-def positive_int(text: str) -> int:
-    value = _number(int, text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+def _bounded(kind, name: str, ok, requirement: str):
+    """An argparse type: a number of ``kind`` for which ``ok(value)`` holds, else "must be <requirement>"."""
+    def parse(text: str):
+        value = _number(kind, text)
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"must be {requirement}, got {value}")
+        return value
+    parse.__name__ = name
+    return parse
 
 
-def non_negative_int(text: str) -> int:
-    value = _number(int, text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    value = _number(float, text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be greater than 0, got {value}")
-    return value
-
-
-def non_negative_float(text: str) -> float:
-    value = _number(float, text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
-
-
-def unit_float(text: str) -> float:
-    """A number in [0, 1)."""
-    value = _number(float, text)
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 0 and below 1, got {value}")
-    return value
+positive_int = _bounded(int, "positive_int", lambda v: v >= 1, "at least 1")
+non_negative_int = _bounded(int, "non_negative_int", lambda v: v >= 0, "0 or more")
+positive_float = _bounded(float, "positive_float", lambda v: v > 0, "greater than 0")
+non_negative_float = _bounded(float, "non_negative_float", lambda v: v >= 0, "0 or more")
+unit_float = _bounded(float, "unit_float", lambda v: 0 <= v < 1, "at least 0 and below 1")  # [0, 1)
 
 
 def parse_fold_list(value: str) -> list[int] | None:

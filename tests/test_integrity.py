@@ -217,13 +217,20 @@ def test_training_that_diverges_stops_and_saves_no_model(made, capsys, monkeypat
         return torch.full((spec.shape[0], head.out_features), float("nan")) + 0 * head.weight.sum()
 
     monkeypatch.setattr(AudioClassifier, "forward", diverged)
+    training_refused(made, capsys, "diverged", "--lr")
+
+
+def training_refused(made, capsys, *words) -> list[Path]:
+    """Train on the features: one-line error with ``words``, exit 2, no model or metrics; the new run folders."""
     runs = made["out"] / "runs"
     before = set(runs.glob("training-*"))
     code, err = stage_exit(capsys, training.main, train_argv(made, made["features"]))
     assert code == 2
-    assert_one_line_error(err, "diverged", "--lr")
-    for run in set(runs.glob("training-*")) - before:
+    assert_one_line_error(err, *words)
+    new = sorted(set(runs.glob("training-*")) - before)
+    for run in new:
         assert not (run / "model.pt").exists() and not (run / "metrics.json").exists()
+    return new
 
 
 def test_a_model_with_non_finite_weights_is_neither_saved_nor_predicted_with(made, tmp_path, capsys):
@@ -268,13 +275,7 @@ def test_full_disk_while_saving_the_model_leaves_no_half_model(made, capsys, mon
         return real_save(obj, f, *a, **k)
 
     monkeypatch.setattr(torch, "save", full_disk_save)
-    runs = made["out"] / "runs"
-    before = set(runs.glob("training-*"))
-    code, err = stage_exit(capsys, training.main, train_argv(made, made["features"]))
-    assert code == 2
-    assert_one_line_error(err, "no space left on device", "model.pt")
-    (run,) = set(runs.glob("training-*")) - before
-    assert not (run / "model.pt").exists() and not (run / "metrics.json").exists()
+    (run,) = training_refused(made, capsys, "no space left on device", "model.pt")
     assert not [p for p in run.rglob("*") if atomic.is_temporary(p)], "no temporary file is left behind"
 
 
