@@ -258,6 +258,9 @@ def fit(
                     perm = torch.randperm(len(idx), generator=generator).to(device)
                     logits = step_model(lam * xb + (1 - lam) * xb[perm])
                     loss = lam * loss_fn(logits, yb) + (1 - lam) * loss_fn(logits, yb[perm])
+                    # The training accuracy counts the label that dominates the mix: with one lambda per
+                    # batch, counting yb alone would score a batch with lambda near 0 as wrong.
+                    yb = yb if lam >= 0.5 else yb[perm]
                 else:
                     logits = step_model(xb)
                     loss = loss_fn(logits, yb)
