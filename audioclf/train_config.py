@@ -10,17 +10,17 @@ from dataclasses import asdict, dataclass
 class TrainConfig:
     arch: str = "cnn"
     width: int | None = None  # base channels of the CNNs (None: the model's default)
-    epochs: int = 30
-    batch_size: int = 64
-    lr: float = 3e-3  # peak of the one-cycle schedule (AdamW)
+    epochs: int = 25  # 25 x 960 clips: about 1.8x the seed config's CPU time (benchmarks/accuracy.py, README)
+    batch_size: int = 32
+    lr: float = 2e-3  # peak of the one-cycle schedule (AdamW)
     weight_decay: float = 1e-2
     label_smoothing: float = 0.05
     patience: int = 0  # stop after this many epochs without a better validation accuracy; 0: never
     augment: bool = True  # random circular time shift and SpecAugment masks
-    masks: int = 1  # SpecAugment: time masks and frequency masks per clip (each up to 1/8 of the axis)
+    masks: int = 2  # SpecAugment: time masks and frequency masks per clip (each up to 1/8 of the axis)
     freq_shift: int = 0  # shift the mel axis by up to this many bands (pitch spread); 0: off
     eq_db: float = 0.0  # add a smooth random curve of up to +-eq_db dB over the mel bands (mic colour); 0: off
-    mixup: float = 0.0  # Beta(alpha, alpha) mixup of training batches; 0 turns it off
+    mixup: float = 0.2  # Beta(alpha, alpha) mixup of training batches; 0 turns it off
     ema: float = 0.0  # decay per step of an exponential moving average of the weights, which is then the
     #                   model validated and saved; 0: off
     band_norm: bool = True  # normalize the input per mel band (False: one mean and std for all)
