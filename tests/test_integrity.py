@@ -455,9 +455,25 @@ def test_a_stray_temporary_file_in_the_work_folder_is_not_registered(made, tmp_p
 
 
 # ----------------------------------------------------------------------------- 1 and 4. two runs at once
-def _start(script: str, args: list[str]) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, str(REPO / script), *args], cwd=REPO, env=script_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+# Runs a script with every feature file's write slowed down, so that a signal sent from outside after the
+# N-th file reaches the run mid-work on any machine (30 small clips otherwise take half a second).
+_SLOW_FEATURE_WRITES = """
+import runpy, sys, time
+from audioclf import atomic
+_save = atomic.save_npy
+def _slow_save(*args, **kwargs):
+    time.sleep(0.1)
+    return _save(*args, **kwargs)
+atomic.save_npy = _slow_save
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def _start(script: str, args: list[str], slow_features: bool = False) -> subprocess.Popen:
+    command = [sys.executable, *(["-c", _SLOW_FEATURE_WRITES] if slow_features else []), str(REPO / script), *args]
+    return subprocess.Popen(command, cwd=REPO, env=script_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
 
 
 @pytest.mark.parametrize("delay", [0.0, 1.0])
@@ -498,8 +514,9 @@ def test_two_get_data_runs_into_one_output_dir_both_end_complete(tmp_path):
 
 # ----------------------------------------------------------------------------- kills and Ctrl-C
 def _stop_when(script: str, args: list[str], ready, sig: int, timeout: float = 240) -> subprocess.CompletedProcess:
-    """Start ``script``, send ``sig`` as soon as ``ready()`` holds (polled), return how it ended."""
-    process = _start(script, args)
+    """Start ``script`` (preprocessing with slowed feature writes), send ``sig`` as soon as ``ready()`` holds
+    (polled), return how it ended."""
+    process = _start(script, args, slow_features=script == "preprocessing.py")
     deadline = time.monotonic() + timeout
     while process.poll() is None and not ready() and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -523,7 +540,7 @@ def test_ctrl_c_stops_with_one_line_and_the_rerun_matches_an_uninterrupted_run(m
     args = ["--dataset-id", made["raw"], "--device", "cpu", "--workers", "1", "--batch-size", "2",
             "--output-dir", str(out)]
     stopped = _stop_when("preprocessing.py", args, lambda: _files(out / "staging", "*.npy") >= 4, signal.SIGINT)
-    assert stopped.returncode == 130, stopped.stderr
+    assert stopped.returncode == 130, f"the run was expected to be interrupted mid-way: {stopped.stderr}"
     assert "Traceback" not in stopped.stderr and "interrupted: preprocessing stopped" in stopped.stderr
     store = LocalStore(out / "datasets")
     before = set(store.list_ids())
