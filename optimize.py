@@ -141,10 +141,10 @@ def run_offline(args: argparse.Namespace, parser: argparse.ArgumentParser, space
     with tracking.stage("optimize", args, parser, task_type="optimizer") as run:
         report(run, table, space, best_label=f"trial {int(best['trial'])}")
         run.output("best_run_dir", str(best["run_dir"]))
-        run.output("best_model", str(best["model"]))
+        run.output("best_model", str(best["model_file"]))
     result = {"best": {"trial": int(best["trial"]), "values": {d.name: best[d.name] for d in space},
                        "val_accuracy": float(best["objective"]), "test_accuracy": float(best["test_accuracy"]),
-                       "run_dir": best["run_dir"], "model": best["model"]},
+                       "run_dir": best["run_dir"], "model": best["model_file"]},
               "trials": table.to_dict(orient="records"), "run_dir": str(run.run_dir), **run.identity()}
     print_best(result["best"], where=f"run folder {best['run_dir']}")
     print(f"results: {run.where()}")
@@ -191,7 +191,8 @@ def trials_table(study, space):
                      "objective": t.value if t.value is not None else last,
                      **{d.name: t.params.get(d.name, d.values[0]) for d in space},
                      "epochs_run": len(t.intermediate_values), "run_dir": t.user_attrs.get("run_dir", ""),
-                     "model": t.user_attrs.get("model", ""), "test_accuracy": t.user_attrs.get("test_accuracy")})
+                     # "model_file", not "model": --model is a searched argument with a column of its own
+                     "model_file": t.user_attrs.get("model", ""), "test_accuracy": t.user_attrs.get("test_accuracy")})
     return pd.DataFrame(rows)
 
 

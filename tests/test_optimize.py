@@ -51,6 +51,8 @@ def test_offline_search_of_three_trials_picks_the_best_validation_accuracy(featu
             config = json.loads((Path(row.run_dir) / "metrics.json").read_text())["train_config"]
             assert config["lr"] == pytest.approx(row.lr) and config["batch_size"] == row.batch_size
             assert config["mixup"] == pytest.approx(row.mixup)
+            assert config["arch"] == row.model, "the searched --model column holds the architecture"
+    assert best["values"]["model"] == "cnn" and "--model cnn " in printed
 
 
 def test_a_trial_stopped_by_its_epoch_callback_saves_no_model(features):
