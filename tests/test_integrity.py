@@ -470,10 +470,16 @@ runpy.run_path(sys.argv[0], run_name="__main__")
 """
 
 
+def _default_sigint() -> None:
+    # A test run started in the background of a non-interactive shell (`make test &`) inherits SIGINT
+    # ignored, and Python then never turns Ctrl-C into KeyboardInterrupt: give the child a terminal's default.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(script: str, args: list[str], slow_features: bool = False) -> subprocess.Popen:
     command = [sys.executable, *(["-c", _SLOW_FEATURE_WRITES] if slow_features else []), str(REPO / script), *args]
     return subprocess.Popen(command, cwd=REPO, env=script_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, preexec_fn=_default_sigint)
 
 
 @pytest.mark.parametrize("delay", [0.0, 1.0])
