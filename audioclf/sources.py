@@ -30,8 +30,7 @@ from pathlib import Path
 from . import archive as archives
 from . import locks
 from .download import DownloadError, Remote, download, fetch_remote
-from .layouts import SourceError, detect_layout, source_folds
-from .metadata import URBANSOUND8K, Layout
+from .layouts import URBANSOUND8K, Layout, SourceError, detect_layout, source_folds
 
 BUILTIN_SOURCES = ("synthetic",)
 REMOTES: dict[str, Remote] = {
@@ -49,8 +48,6 @@ REMOTES: dict[str, Remote] = {
         description="ESC-50 (GitHub karolpiczak/ESC-50, master)"),
 }
 DOWNLOAD_SOURCES = tuple(REMOTES)
-
-
 
 
 @dataclass
