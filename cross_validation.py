@@ -35,9 +35,7 @@ def main(argv: list[str] | None = None) -> dict:
             loaded = crossval.load_tasks([t.strip() for t in args.training_tasks.split(",") if t.strip()])
         else:
             loaded = crossval.load_run_dirs(args.run_dirs)
-        result = crossval.report(run, *loaded)
-        for key in ("accuracy_mean", "accuracy_std", "f1_macro_mean", "f1_macro_std"):
-            run.output(key, f"{result[key]:.6f}")
+        result = crossval.report(run, *loaded)  # publishes General/accuracy_mean, ... too
     print(f"results: {run.where()}")
     return {**result, "run_dir": str(run.run_dir), **run.identity()}
 

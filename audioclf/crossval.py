@@ -71,7 +71,9 @@ def load_tasks(task_ids: list[str]) -> tuple[list[dict], list[np.ndarray], list[
 
 def report(run, per_fold: list[dict], matrices: list[np.ndarray], class_names: list[str]) -> dict:
     """Write and log a cross-validation: per_fold.csv, cross_validation.json, the summed confusion matrix
-    (PNG, CSV, ClearML heatmap), mean ± std as ClearML single values. ``run`` is a tracking.Run."""
+    (PNG, CSV, ClearML heatmap), mean ± std as ClearML single values and as the task's outputs
+    (General/accuracy_mean, ...), for training.py --folds and cross_validation.py alike. ``run`` is a
+    tracking.Run."""
     from . import atomic, evaluation, plots
 
     table, summary, total = summarize_folds(per_fold, matrices)
@@ -80,6 +82,8 @@ def report(run, per_fold: list[dict], matrices: list[np.ndarray], class_names: l
     for key, value in summary.items():
         if key != "folds":
             run.logger.report_single_value(key, value)
+    for key in ("accuracy_mean", "accuracy_std", "f1_macro_mean", "f1_macro_std"):
+        run.output(key, f"{summary[key]:.6f}")
     run.logger.report_confusion_matrix(
         title="Confusion matrix", series="all folds summed", matrix=total, iteration=0, xaxis="Predicted",
         yaxis="True", xlabels=class_names, ylabels=class_names, yaxis_reversed=True)

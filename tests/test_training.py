@@ -113,3 +113,6 @@ def test_cross_validation_over_several_folds(features):
     assert (run_dir / "confusion_matrix_all_folds.png").is_file()
     for k in (1, 5, 10):
         assert torch.load(run_dir / f"fold_{k}" / "model.pt", weights_only=True)["metrics"]["test_fold"] == k
+    # The task publishes the mean and std as its outputs, as cross_validation.py does (General/...).
+    general = json.loads((Path(result["session_dir"]) / "task.json").read_text())["hyperparams"]["General"]
+    assert float(general["accuracy_mean"]["value"]) == pytest.approx(cv["accuracy_mean"], abs=1e-6)
