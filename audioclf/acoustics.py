@@ -7,7 +7,7 @@ device and one upload chain:
 * the room: outdoors (a ground reflection and a short tail) or a street canyon,
   yard or hall (reverberation time 0.3-1.6 s, high frequencies decaying faster),
   at a random direct-to-reverberant ratio;
-* the microphone: a smooth random EQ (a tilt and a few resonances of +-9 dB), a
+* the microphone: a smooth random EQ (a tilt and one to three resonances of +-6 dB), a
   high-pass (wind shield, handling) and, on about a quarter of the recordings, a
   codec-like band limit (3.4-11 kHz, steep);
 * the recorder: a level (peak -35 to -1 dBFS), its own noise floor, and on
@@ -68,8 +68,8 @@ def draw_recording(rng: np.random.Generator) -> Recording:
         rt60=rng.uniform(0.05, 0.25) if outdoor else loguniform(rng, 0.3, 1.6),
         drr_db=rng.uniform(4, 18) if outdoor else rng.uniform(-4, 10),
         tilt_db=rng.uniform(-4, 3),
-        resonances=[(loguniform(rng, 150, 8000), rng.uniform(0.3, 1.5), rng.uniform(-9, 9))
-                    for _ in range(int(rng.integers(1, 5)))],
+        resonances=[(loguniform(rng, 150, 8000), rng.uniform(0.3, 1.5), rng.uniform(-6, 6))
+                    for _ in range(int(rng.integers(1, 4)))],
         highpass_hz=loguniform(rng, 30, 400),
         lowpass_hz=loguniform(rng, 3400, 11000) if rng.random() < 0.25 else None,
         clip_db=rng.uniform(2, 14) if rng.random() < 0.12 else None,

@@ -10,6 +10,12 @@ Each class has two halves:
 * ``render(voice, n, sr, rng)``: what the source DOES in one clip (onsets,
   counts, small pitch and rate drifts).
 
+Several classes have sub-kinds, as the real classes do: barks, growls and
+whines; car horns, truck air horns and short beeps; whining and hammer drills;
+cars, trucks and motorcycles idling; shots with and without an echo; an
+instrument, a drum group or a singer as street music. A class is then several
+sound families, and a model needs the capacity to learn all of them.
+
 The ranges are wide and overlap across classes on purpose (horns and sirens
 share pitches, drills and sirens share whines, engines, air conditioners and
 jackhammer compressors share low hums), as field recordings do.
@@ -47,6 +53,12 @@ def noise(n: int, sr: int, rng: np.random.Generator, slope: float = 0.0,
     spec = rng.standard_normal(f.size) + 1j * rng.standard_normal(f.size)
     x = sfft.irfft(spec * gain, m)[:n]
     return x / (np.sqrt(np.mean(x**2)) + 1e-12)
+
+
+def lowpass(x: np.ndarray, sr: int, hi: float) -> np.ndarray:
+    """``x`` through a gentle (2nd-order-like) low-pass at ``hi`` Hz."""
+    f = np.fft.rfftfreq(x.size, 1.0 / sr)
+    return sfft.irfft(sfft.rfft(x) / np.sqrt(1 + (f / hi) ** 4), x.size)
 
 
 def harmonics(f0: np.ndarray, sr: int, amps, rng: np.random.Generator) -> np.ndarray:
@@ -131,16 +143,27 @@ def render_air_conditioner(v, n, sr, rng):
 
 
 def voice_car_horn(rng):
-    k = int(rng.integers(3, 10))
-    return {"f0": loguniform(rng, 230, 700), "detune": rng.uniform(1.0, 1.07), "amps": rolloff(k, rng.uniform(0.4, 1.4)),
-            "second": rng.uniform(0.0, 1.0), "buzz": rng.uniform(0, 0.3), "max_blasts": int(rng.integers(1, 5))}
+    kind = int(rng.choice(3, p=(0.5, 0.25, 0.25)))  # car horn, truck air horn, short beeps
+    k = int(rng.integers(3, 10)) if kind != 1 else int(rng.integers(10, 25))
+    f0 = loguniform(rng, 230, 700) if kind != 1 else loguniform(rng, 110, 300)
+    lengths = ((0.1, 2.0), (0.6, 3.0), (0.05, 0.18))[kind]
+    return {"kind": kind, "f0": f0, "detune": rng.uniform(1.0, 1.07), "amps": rolloff(k, rng.uniform(0.4, 1.4)),
+            "second": rng.uniform(0.0, 1.0), "buzz": rng.uniform(0, 0.3) if kind != 1 else rng.uniform(0.2, 0.6),
+            "max_blasts": int(rng.integers(1, 5)) if kind != 2 else int(rng.integers(2, 7)), "lengths": lengths}
 
 
 def render_car_horn(v, n, sr, rng):
     out, f0 = np.zeros(n), jitter(rng, v["f0"], 0.01)
+    pos = int(rng.integers(0, max(1, n // 2)))
     for _ in range(int(rng.integers(1, v["max_blasts"] + 1))):
-        start = int(rng.integers(0, max(1, n - int(0.1 * sr))))
-        length = min(int(rng.uniform(0.1, 2.0) * sr), n - start)
+        lo, hi = v["lengths"]
+        if v["kind"] == 2:  # beep-beep: a regular train of short blasts
+            start, pos = pos, pos + int(rng.uniform(0.12, 0.3) * sr)
+        else:
+            start = int(rng.integers(0, max(1, n - int(0.1 * sr))))
+        if start >= n:
+            break
+        length = min(int(rng.uniform(lo, hi) * sr), n - start)
         if length < 2:
             continue
         f = np.full(length, f0)
@@ -172,13 +195,43 @@ def render_children_playing(v, n, sr, rng):
 
 
 def voice_dog_bark(rng):
-    return {"f_hi": loguniform(rng, 250, 1300), "drop": rng.uniform(0.45, 0.8), "fall": rng.uniform(0.02, 0.09),
-            "amps": rolloff(10, rng.uniform(0.5, 1.2)) * rng.uniform(0.3, 1, 10), "rasp": rng.uniform(0.2, 1.2),
-            "length": rng.uniform(0.08, 0.35), "max_barks": int(rng.integers(1, 7))}
+    kind = int(rng.choice(3, p=(0.65, 0.2, 0.15)))  # barks, a growl before/among barks, yelps and whines
+    return {"kind": kind, "f_hi": loguniform(rng, 250, 1300), "drop": rng.uniform(0.45, 0.8),
+            "fall": rng.uniform(0.02, 0.09), "amps": rolloff(10, rng.uniform(0.5, 1.2)) * rng.uniform(0.3, 1, 10),
+            "rasp": rng.uniform(0.2, 1.2), "length": rng.uniform(0.08, 0.35), "max_barks": int(rng.integers(1, 7)),
+            "growl_f0": rng.uniform(70, 180), "growl_am": rng.uniform(18, 45), "whine_f0": loguniform(rng, 600, 1800)}
+
+
+def _growl(v, length, sr, rng):
+    """A low, rough, noisy voiced sound: a harmonic tone amplitude-modulated at the growl rate."""
+    t = times(length, sr)
+    f = jitter(rng, v["growl_f0"], 0.08) * (1 + 0.05 * np.sin(2 * np.pi * rng.uniform(1, 4) * t))
+    am = 0.4 + 0.6 * (0.5 + 0.5 * np.sin(2 * np.pi * v["growl_am"] * t)) ** 2
+    tone = harmonics(f, sr, rolloff(20, 0.6), rng) + v["rasp"] * noise(length, sr, rng, 1.0, 100, 2500)
+    return tone * am * ramp(length, sr, 0.05, 0.1)
+
+
+def _whine(v, length, sr, rng):
+    """A yelp or whine: a high, nearly pure tone that rises and falls."""
+    t = times(length, sr)
+    contour = 1 + rng.uniform(0.1, 0.4) * np.sin(np.pi * t / t[-1]) ** 2 if length > 1 else np.ones(length)
+    f = jitter(rng, v["whine_f0"], 0.08) * contour
+    return harmonics(f, sr, (1, 0.3, 0.1), rng) * np.sin(np.pi * np.linspace(0, 1, length)) ** 0.7
 
 
 def render_dog_bark(v, n, sr, rng):
     out, pos = np.zeros(n), int(rng.uniform(0, 0.5) * n)
+    if v["kind"] == 1:  # a growl, barks after it when it leaves room
+        length = max(2, min(n, int(rng.uniform(0.4, 1.6) * sr)))
+        place(out, _growl(v, length, sr, rng) * rng.uniform(0.5, 1.0), int(rng.integers(0, max(1, n - length + 1))))
+        if rng.random() < 0.5:
+            return out
+    elif v["kind"] == 2:  # yelps and whines
+        for _ in range(int(rng.integers(1, 4))):
+            length = max(2, int(rng.uniform(0.15, 0.9) * sr))
+            place(out, _whine(v, length, sr, rng), int(rng.integers(0, max(1, n))))
+        if rng.random() < 0.6:
+            return out
     for _ in range(int(rng.integers(1, v["max_barks"] + 1))):
         length = max(2, int(jitter(rng, v["length"], 0.2) * sr))
         t = times(length, sr)
@@ -191,7 +244,9 @@ def render_dog_bark(v, n, sr, rng):
 
 
 def voice_drilling(rng):
-    return {"f": loguniform(rng, 450, 4000), "vib": rng.uniform(0.003, 0.04), "vib_hz": rng.uniform(3, 9),
+    impact = bool(rng.random() < 0.35)  # a hammer drill: strong blows at 20-50 Hz under the motor whine
+    return {"impact": impact, "blow_hz": rng.uniform(20, 50), "blow": rng.uniform(0.5, 1.5) if impact else 0.0,
+            "f": loguniform(rng, 450, 4000), "vib": rng.uniform(0.003, 0.04), "vib_hz": rng.uniform(3, 9),
             "am_hz": rng.uniform(15, 90), "depth": rng.uniform(0.2, 0.9), "amps": rng.uniform(0.1, 1, 5) * rolloff(5, 0.8),
             "grit": loguniform(rng, 0.05, 0.8), "grit_lo": rng.uniform(500, 3000)}
 
@@ -207,29 +262,37 @@ def render_drilling(v, n, sr, rng):
         am = 1 - v["depth"] + v["depth"] * (0.5 + 0.5 * np.sin(2 * np.pi * v["am_hz"] * t)) ** 2
         seg = (harmonics(f, sr, v["amps"], rng)
                + v["grit"] * noise(length, sr, rng, 0.0, v["grit_lo"], v["grit_lo"] * 3)) * am
+        if v["impact"]:  # blows: broadband pulses at the blow rate
+            pulse = (0.5 + 0.5 * np.sin(2 * np.pi * jitter(rng, v["blow_hz"], 0.05) * t)) ** 12
+            seg += v["blow"] * noise(length, sr, rng, 0.7, 150, 7000) * pulse
         place(out, seg * ramp(length, sr, 0.05, 0.05), start)
     return out
 
 
 def voice_engine_idling(rng):
-    fire = rng.uniform(12, 60)
+    kind = int(rng.choice(3, p=(0.55, 0.25, 0.2)))  # car or van, truck or bus (low, diesel knock), motorcycle
+    fire = (rng.uniform(15, 60), rng.uniform(8, 20), rng.uniform(10, 40))[kind]
     k = max(2, min(30, int(rng.uniform(300, 1500) / fire)))
-    return {"fire": fire, "amps": rolloff(k, rng.uniform(0.3, 1.0)) * rng.uniform(0.3, 1, k),
+    return {"kind": kind, "fire": fire, "amps": rolloff(k, rng.uniform(0.3, 1.0)) * rng.uniform(0.3, 1, k),
             "rumble": loguniform(rng, 0.1, 1.0), "rumble_hi": rng.uniform(150, 1200), "drift": rng.uniform(0.0, 0.05),
-            "knock": loguniform(rng, 0.01, 0.5)}
+            "knock": loguniform(rng, 0.2, 1.0) if kind == 1 else loguniform(rng, 0.01, 0.5),
+            "uneven": rng.uniform(0.3, 0.8) if kind == 2 else 0.0}
 
 
 def render_engine_idling(v, n, sr, rng):
     t = times(n, sr)
     fr = jitter(rng, v["fire"], 0.03) * (1 + v["drift"] * np.sin(2 * np.pi * rng.uniform(0.1, 1) * t))
     tone = harmonics(fr, sr, v["amps"], rng)
+    if v["uneven"]:  # a V-twin's uneven firing: the tone pulses at half the firing rate
+        tone *= 1 - v["uneven"] * (0.5 + 0.5 * np.sin(np.pi * np.cumsum(fr) / sr))
     knock = noise(n, sr, rng, 0.5, 200, 3000) * (0.5 + 0.5 * np.sin(2 * np.pi * np.cumsum(fr) / sr)) ** 8
     return tone + v["rumble"] * noise(n, sr, rng, slope=1.0, hi=v["rumble_hi"]) + v["knock"] * knock
 
 
 def voice_gun_shot(rng):
     return {"tau": loguniform(rng, 0.01, 0.25), "slope": rng.uniform(0, 1.3), "hi": loguniform(rng, 1500, 12000),
-            "max_shots": int(rng.integers(1, 6)), "rate": rng.uniform(0.06, 0.6), "boom": rng.uniform(0, 1)}
+            "max_shots": int(rng.integers(1, 6)), "rate": rng.uniform(0.06, 0.6), "boom": rng.uniform(0, 1),
+            "echo_s": rng.uniform(0.08, 0.5) if rng.random() < 0.4 else 0.0, "echo": rng.uniform(0.2, 0.6)}
 
 
 def render_gun_shot(v, n, sr, rng):
@@ -241,7 +304,10 @@ def render_gun_shot(v, n, sr, rng):
         t = times(length, sr)
         burst = noise(length, sr, rng, v["slope"], 40, v["hi"])
         burst += v["boom"] * noise(length, sr, rng, 2.0, 30, 300)
-        place(out, burst * np.exp(-t / tau) * ramp(length, sr, 0.001, 0.0), pos)
+        shot = burst * np.exp(-t / tau) * ramp(length, sr, 0.001, 0.0)
+        place(out, shot, pos)
+        if v["echo_s"]:  # an echo off a building: later, duller, quieter
+            place(out, v["echo"] * lowpass(shot, sr, 2000.0), pos + int(jitter(rng, v["echo_s"], 0.1) * sr))
         pos += int(jitter(rng, v["rate"], 0.2) * sr)
     return out
 
@@ -299,15 +365,49 @@ def render_siren(v, n, sr, rng):
 
 
 def voice_street_music(rng):
-    return {"beat": 60 / rng.uniform(70, 170), "root": loguniform(rng, 90, 420),
+    kind = int(rng.choice(3, p=(0.6, 0.2, 0.2)))  # an instrument, a drum group, a singer over an instrument
+    return {"kind": kind, "beat": 60 / rng.uniform(70, 170), "root": loguniform(rng, 90, 420),
+            "hat": rng.uniform(0.1, 0.6), "snare": rng.uniform(0.3, 1.0), "vibrato": rng.uniform(4.5, 6.5),
             "scale": np.array((0, 2, 4, 7, 9) if rng.random() < 0.5 else (0, 3, 5, 7, 10)),
             "plucked": rng.random() < 0.5, "amps": rolloff(10, rng.uniform(0.7, 1.8)),
             "chords": rng.uniform(0, 0.6), "drums": rng.uniform(0, 1) if rng.random() < 0.5 else 0.0}
 
 
+def _drum_pattern(v, n, sr, beat, rng):
+    """Kick on the beat, snare on the off-beats, hi-hat on eighths: a drum group."""
+    out, pos, count = np.zeros(n), rng.uniform(0, beat), 0
+    kick = max(2, sr // 8)
+    tk = times(kick, sr)
+    while pos * sr < n:
+        at = int(pos * sr)
+        if count % 2 == 0:
+            place(out, np.sin(2 * np.pi * 55 * tk * (1 + np.exp(-tk / 0.02))) * np.exp(-tk / 0.06), at)
+        else:
+            place(out, v["snare"] * noise(kick, sr, rng, 0.3, 300, 8000) * np.exp(-tk / 0.04), at)
+        place(out, v["hat"] * noise(kick // 2, sr, rng, 0.0, 5000, 12000) * np.exp(-tk[: kick // 2] / 0.01),
+              at + int(beat / 2 * sr))
+        pos, count = pos + beat, count + 1
+    return out
+
+
 def render_street_music(v, n, sr, rng):
     out, beat = np.zeros(n), jitter(rng, v["beat"], 0.02)
+    if v["kind"] == 1:
+        return _drum_pattern(v, n, sr, beat, rng)
     pos = rng.uniform(0, beat)
+    if v["kind"] == 2:  # a sung line: long notes with vibrato and vowel formants over the accompaniment
+        k = np.arange(1, 16)
+        while pos * sr < n:
+            length = max(2, int(beat * rng.choice((1, 2, 3)) * sr))
+            t = times(length, sr)
+            f0 = 2 * v["root"] * 2 ** (int(rng.choice(v["scale"])) / 12)
+            f = f0 * (1 + 0.015 * np.sin(2 * np.pi * v["vibrato"] * t))
+            formant = rng.uniform(500, 900)
+            amps = np.exp(-(((k * f0 - formant) / 400) ** 2)) + 0.4 * np.exp(-(((k * f0 - 2500) / 500) ** 2)) + 0.05
+            place(out, harmonics(f, sr, amps, rng) * ramp(length, sr, 0.05, 0.1), int(pos * sr))
+            pos += length / sr
+        pos = rng.uniform(0, beat)
+        v = {**v, "amps": v["amps"] * 0.4}  # the accompaniment below the voice
     while pos * sr < n:
         dur = beat * rng.choice((0.5, 1, 2))
         length = max(2, int(dur * sr))

@@ -14,8 +14,8 @@ Design
   floor, sometimes clipping or a codec-like band limit), one file format, and a background
   scene of OTHER classes' sources that persists through the recording. Each slice renders
   the voice's events over that scene plus passing events of other classes, at a
-  target-to-background ratio set by the real salience (1: -3..15 dB, 2: the source in the
-  background at -10..2 dB), then through the room and the microphone. Slices of one
+  target-to-background ratio set by the real salience (1: 0..15 dB, 2: the source in the
+  background at -6..4 dB), then through the room and the microphone. Slices of one
   recording are alike and recordings differ, so a model must generalise across
   recordings (folds), as on the real corpus.
 * **Calibrated on the real thing.** On a held-out set of real recordings in this layout
@@ -52,12 +52,12 @@ from .sound_models import CLASS_NAMES, NYQ as _NYQ, draw_voice, noise as _noise,
 
 COLUMNS = ["slice_file_name", "fsID", "start", "end", "salience", "fold", "classID", "class"]
 MIN_CLIPS = 10
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 MARKER_NAME = ".synthetic.json"
 METADATA_PATH = Path(__file__).parent / "resources" / "UrbanSound8K.csv"
 
 # Target-to-background ratio (dB, target active RMS over background RMS) by salience.
-_TBR_DB = {1: (-3.0, 15.0), 2: (-10.0, 2.0)}
+_TBR_DB = {1: (0.0, 15.0), 2: (-6.0, 4.0)}
 # Tags of the random streams drawn per recording (with the seed and the fsID).
 _RECORDING, _VOICE, _SCENE = 1, 2, 3
 
@@ -179,8 +179,8 @@ def scene_of(seed: int, fsid: int, class_id: int) -> dict:
     through the recording (each with its voice and level relative to the ambience, in dB)."""
     rng = np.random.default_rng([seed, _SCENE, fsid])
     others = [c for c in range(len(CLASS_NAMES)) if c != class_id]
-    count = int(rng.choice((0, 1, 2), p=(0.3, 0.45, 0.25)))
-    sources = [(int(c), draw_voice(int(c), rng), rng.uniform(-8, 6))
+    count = int(rng.choice((0, 1, 2), p=(0.4, 0.4, 0.2)))
+    sources = [(int(c), draw_voice(int(c), rng), rng.uniform(-14, 0))
                for c in rng.choice(others, size=count, replace=False)]
     return {"slope": rng.uniform(0.8, 2.2), "hi": rng.uniform(0.25, 1.0), "sources": sources,
             "presence": rng.uniform(0.5, 1.0)}
@@ -203,9 +203,9 @@ def field_clip(class_id: int, duration_s: float, salience: int, seed: int, fsid:
         if rng.random() < scene["presence"]:
             background += render_event(other, voice, n, sr, rng) * 10 ** ((level_db + rng.normal(0, 2)) / 20)
     others = [c for c in range(len(CLASS_NAMES)) if c != class_id]
-    for other in rng.choice(others, size=int(rng.choice((0, 1, 2, 3), p=(0.35, 0.35, 0.2, 0.1))), replace=False):
+    for other in rng.choice(others, size=int(rng.choice((0, 1, 2, 3), p=(0.5, 0.3, 0.15, 0.05))), replace=False):
         event = render_event(int(other), draw_voice(int(other), rng), n, sr, rng)
-        background += event * 10 ** (rng.uniform(-10, 4) / 20)
+        background += event * 10 ** (rng.uniform(-16, -2) / 20)
     background /= np.sqrt(np.mean(background**2)) + 1e-12
     low, high = _TBR_DB[1 if salience == 1 else 2]
     mix = target * 10 ** (rng.uniform(low, high) / 20) + background

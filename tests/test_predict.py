@@ -56,9 +56,9 @@ TWO_CLASS_FEATURES = FeatureConfig(sample_rate=16000, n_fft=512, hop_length=256,
 
 @pytest.fixture(scope="module")
 def two_class_model(tmp_path_factory) -> Path:
-    """A compact CNN trained in about a second on 64 generated 1 s clips of two classes; deterministic."""
+    """A compact CNN trained in a few seconds on 160 generated 1 s clips of two classes; deterministic."""
     rng = np.random.default_rng(0)
-    labels = np.arange(64) % 2
+    labels = np.arange(160) % 2  # every sound family of both classes (motorcycles, trucks, ...) several times
     waves = np.stack([synthesize_clip(TWO_CLASSES[i], 1.0, 16000, 1, 1, rng)[:, 0] for i in labels])
     with torch.no_grad():
         x = LogMel(TWO_CLASS_FEATURES)(torch.from_numpy(waves)).half().float()
