@@ -21,8 +21,9 @@ or ``old-defaults``). Every config gets the SAME features (the default
 FeatureConfig, computed once into --work-dir and reused).
 
 ``--budget SECONDS`` gives every config the same wall time per fold: ours plan
-their epochs from a calibration (2 epochs on the first fold, printed, not
-counted) so that the one-cycle schedule ends inside the budget; the seed's loop
+their epochs from a calibration (3 epochs on the first fold, printed, not
+counted) and then from each fold's measured epoch time, so that the one-cycle
+schedule ends inside the budget; the seed's loop
 stops when the budget is spent. Without it each config runs its own epochs.
 
 Results go to --results (CSV, one row per config and fold) as they come: a
@@ -197,18 +198,29 @@ def run_seed(root: Path, index: pd.DataFrame, x, y, split: Split, device, num_cl
 
 
 def calibrate(cfg: TrainConfig, x, y, split: Split, device, num_classes: int, budget: float) -> tuple[int, str]:
-    """Epochs of ``cfg`` that fit ``budget`` seconds: a 2-epoch fit gives the steady epoch time (epoch 2,
-    validation included) and the one-off set-up."""
+    """Epochs of ``cfg`` that fit ``budget`` seconds: a 3-epoch fit gives the epoch time (the faster of epochs
+    2 and 3, validation included, so that a passing background job does not shrink the plan) and the one-off
+    set-up."""
     stamps: dict[int, float] = {}
-    probe = replace(cfg, epochs=2, patience=0)
+    probe = replace(cfg, epochs=3, patience=0)
     model = AudioClassifier(cfg.arch, num_classes, **cfg.model_kwargs())
     started = time.perf_counter()
     fit(model, x, y, split, probe, device, lambda tag, value, step: stamps.setdefault(step, time.perf_counter()),
         progress=False)
-    epoch_s = stamps[2] - stamps[1]
+    epoch_s = min(stamps[2] - stamps[1], stamps[3] - stamps[2])
     setup_s = max(0.0, stamps[1] - started - epoch_s)
-    epochs = max(1, math.floor((BUDGET_MARGIN * budget - setup_s) / epoch_s))
+    epochs = plan_epochs(budget, epoch_s, setup_s)
     return epochs, f"~{epoch_s:.1f} s/epoch, set-up {setup_s:.1f} s -> {epochs} epochs"
+
+
+def plan_epochs(budget: float, epoch_s: float, setup_s: float = 0.0) -> int:
+    return max(1, math.floor((BUDGET_MARGIN * budget - setup_s) / epoch_s))
+
+
+def replan(row: dict, budget: float) -> int:
+    """After a fold: the epochs for the next one, from the epoch time this fold measured (its whole wall time,
+    set-up and test included, over its epochs), so that the plan follows the machine, not one calibration."""
+    return plan_epochs(budget, row["wall_s"] / max(1, row["epochs"]))
 
 
 # ----------------------------------------------------------------------------- report
@@ -294,6 +306,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
                         print(f"  {name}: {note}", flush=True)
                     cfg = replace(cfg, epochs=epochs_for[name])
                 row = run_ours(cfg, x, y, split, device, num_classes)
+                if args.budget:
+                    epochs_for[name] = replan(row, args.budget)
             row = {"config": name, "spec": spec, "test_fold": fold, "val_fold": split.val_fold, **row,
                    "num_train": len(split.train), "num_test": len(split.test)}
             print(f"fold {fold:2d} {name:14s} accuracy {row['accuracy']:.3f}  macro-F1 {row['f1_macro']:.3f}  "
