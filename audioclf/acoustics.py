@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import fft as sfft
 
-from .sound_models import NYQ, loguniform
+from .sound_models import NYQ, band, loguniform
 
 # Per-recording format draws, roughly the frequencies found in the real corpus.
 RATES = (44100, 48000, 96000, 24000, 22050, 16000, 11025, 8000, 32000)
@@ -85,8 +85,8 @@ def room_impulse_response(rec: Recording, sr: int, rng: np.random.Generator) -> 
     decays about twice as fast, scaled to the recording's direct-to-reverberant ratio."""
     length = int(min(1.2 * rec.rt60, 1.0) * sr) + 1
     t = np.arange(length) / sr
-    lowband = _band(rng.standard_normal(length), sr, None, 2000.0)
-    highband = _band(rng.standard_normal(length), sr, 2000.0, None)
+    lowband = band(rng.standard_normal(length), sr, None, 2000.0)
+    highband = band(rng.standard_normal(length), sr, 2000.0, None)
     tail = lowband * np.exp(-6.91 * t / rec.rt60) + highband * np.exp(-6.91 * t / (0.45 * rec.rt60))
     onset = min(length - 1, int(0.002 * sr))  # the tail builds up after the direct sound
     tail[:onset] = 0
@@ -98,16 +98,6 @@ def room_impulse_response(rec: Recording, sr: int, rng: np.random.Generator) -> 
         if delay < length:
             rir[delay] += rng.uniform(0.2, 0.7) * (1 if rng.random() < 0.7 else -1)
     return rir
-
-
-def _band(x: np.ndarray, sr: int, lo: float | None, hi: float | None) -> np.ndarray:
-    f = np.fft.rfftfreq(x.size, 1.0 / sr)
-    gain = np.ones_like(f)
-    if lo is not None:
-        gain *= 1 / np.sqrt(1 + (lo / np.maximum(f, 1e-3)) ** 4)
-    if hi is not None:
-        gain *= 1 / np.sqrt(1 + (f / hi) ** 4)
-    return sfft.irfft(sfft.rfft(x) * gain, x.size)
 
 
 def microphone_response(rec: Recording, f: np.ndarray, sr: int) -> np.ndarray:

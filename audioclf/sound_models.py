@@ -55,10 +55,15 @@ def noise(n: int, sr: int, rng: np.random.Generator, slope: float = 0.0,
     return x / (np.sqrt(np.mean(x**2)) + 1e-12)
 
 
-def lowpass(x: np.ndarray, sr: int, hi: float) -> np.ndarray:
-    """``x`` through a gentle (2nd-order-like) low-pass at ``hi`` Hz."""
+def band(x: np.ndarray, sr: int, lo: float | None, hi: float | None) -> np.ndarray:
+    """``x`` through a gentle high-pass at ``lo`` and low-pass at ``hi`` Hz (either may be None)."""
     f = np.fft.rfftfreq(x.size, 1.0 / sr)
-    return sfft.irfft(sfft.rfft(x) / np.sqrt(1 + (f / hi) ** 4), x.size)
+    gain = np.ones_like(f)
+    if lo is not None:
+        gain *= 1 / np.sqrt(1 + (lo / np.maximum(f, 1e-3)) ** 4)
+    if hi is not None:
+        gain *= 1 / np.sqrt(1 + (f / hi) ** 4)
+    return sfft.irfft(sfft.rfft(x) * gain, x.size)
 
 
 def harmonics(f0: np.ndarray, sr: int, amps, rng: np.random.Generator) -> np.ndarray:
@@ -307,7 +312,7 @@ def render_gun_shot(v, n, sr, rng):
         shot = burst * np.exp(-t / tau) * ramp(length, sr, 0.001, 0.0)
         place(out, shot, pos)
         if v["echo_s"]:  # an echo off a building: later, duller, quieter
-            place(out, v["echo"] * lowpass(shot, sr, 2000.0), pos + int(jitter(rng, v["echo_s"], 0.1) * sr))
+            place(out, v["echo"] * band(shot, sr, None, 2000.0), pos + int(jitter(rng, v["echo_s"], 0.1) * sr))
         pos += int(jitter(rng, v["rate"], 0.2) * sr)
     return out
 
