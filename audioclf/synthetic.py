@@ -12,8 +12,10 @@ Design
   (:mod:`audioclf.acoustics`): one source of its class (a *voice*, :mod:`audioclf.sound_models`:
   this dog, this siren), one room, one microphone colouring, one recorder (level, noise
   floor, sometimes clipping or a codec-like band limit), one file format, and a background
-  scene of OTHER classes' sources that persists through the recording. Each slice renders
-  the voice's events over that scene plus passing events of other classes, at a
+  scene that persists through the recording: OTHER classes' sources and the street around
+  them (talk, birds, wind, rain, traffic: :mod:`audioclf.street_sounds`, sounds of no
+  class). Each slice renders the voice's events over that scene plus passing events of
+  other classes and passing sounds of no class (steps, a door, a bell, clatter), at a
   target-to-background ratio set by the real salience (1: 0..15 dB, 2: the source in the
   background at -6..4 dB), then through the room and the microphone. Slices of one
   recording are alike and recordings differ, so a model must generalise across
@@ -48,11 +50,12 @@ from tqdm import tqdm
 
 from . import atomic
 from .acoustics import Recording, capture, draw_recording, room_impulse_response
+from . import street_sounds
 from .sound_models import CLASS_NAMES, NYQ as _NYQ, draw_voice, noise as _noise, render_event
 
 COLUMNS = ["slice_file_name", "fsID", "start", "end", "salience", "fold", "classID", "class"]
 MIN_CLIPS = 10
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 MARKER_NAME = ".synthetic.json"
 METADATA_PATH = Path(__file__).parent / "resources" / "UrbanSound8K.csv"
 
@@ -175,15 +178,18 @@ def voice_of(seed: int, fsid: int, class_id: int) -> dict:
 
 @lru_cache(maxsize=64)
 def scene_of(seed: int, fsid: int, class_id: int) -> dict:
-    """The recording's background: street ambience and 0-2 sources of OTHER classes that persist
-    through the recording (each with its voice and level relative to the ambience, in dB)."""
+    """The recording's background: street ambience, 0-2 sources of OTHER classes and 0-2 street sounds of
+    no class that persist through the recording (each with its level relative to the ambience, in dB)."""
     rng = np.random.default_rng([seed, _SCENE, fsid])
     others = [c for c in range(len(CLASS_NAMES)) if c != class_id]
     count = int(rng.choice((0, 1, 2), p=(0.4, 0.4, 0.2)))
     sources = [(int(c), draw_voice(int(c), rng), rng.uniform(-14, 0))
                for c in rng.choice(others, size=count, replace=False)]
+    ambient = [(int(k), rng.uniform(-10, 2)) for k in rng.choice(street_sounds.AMBIENT,
+                                                                 size=int(rng.choice((0, 1, 2), p=(0.3, 0.45, 0.25))),
+                                                                 replace=False)]
     return {"slope": rng.uniform(0.8, 2.2), "hi": rng.uniform(0.25, 1.0), "sources": sources,
-            "presence": rng.uniform(0.5, 1.0)}
+            "presence": rng.uniform(0.5, 1.0), "ambient": ambient}
 
 
 def field_clip(class_id: int, duration_s: float, salience: int, seed: int, fsid: int,
@@ -191,7 +197,8 @@ def field_clip(class_id: int, duration_s: float, salience: int, seed: int, fsid:
     """One slice of recording ``fsid``: float32 (frames, channels) at the recording's rate, and the recording.
 
     Target events of the recording's voice, over its background scene (ambience, its persistent
-    sources when they sound in this slice, 0-3 passing events of other classes with fresh voices),
+    sources when they sound in this slice, 0-3 passing events of other classes with fresh voices,
+    its street sounds, 0-3 passing sounds of no class),
     mixed at a target-to-background ratio drawn for the salience, then through the room and the
     microphone (:func:`audioclf.acoustics.capture`)."""
     rec = recording_of(seed, fsid)
@@ -206,6 +213,12 @@ def field_clip(class_id: int, duration_s: float, salience: int, seed: int, fsid:
     for other in rng.choice(others, size=int(rng.choice((0, 1, 2, 3), p=(0.5, 0.3, 0.15, 0.05))), replace=False):
         event = render_event(int(other), draw_voice(int(other), rng), n, sr, rng)
         background += event * 10 ** (rng.uniform(-16, -2) / 20)
+    for kind, level_db in scene["ambient"]:  # the street around the recording: talk, birds, wind, rain, cars
+        background += street_sounds.render(kind, n, sr, rng) * 10 ** ((level_db + rng.normal(0, 2)) / 20)
+    kinds = rng.choice(len(street_sounds.SOUNDS), size=int(rng.choice((0, 1, 2, 3), p=(0.3, 0.35, 0.25, 0.1))),
+                       replace=False)
+    for kind in kinds:  # passing sounds of no class: a voice, steps, a door, a bell, clatter
+        background += street_sounds.render(int(kind), n, sr, rng) * 10 ** (rng.uniform(-12, 2) / 20)
     background /= np.sqrt(np.mean(background**2)) + 1e-12
     low, high = _TBR_DB[1 if salience == 1 else 2]
     mix = target * 10 ** (rng.uniform(low, high) / 20) + background
