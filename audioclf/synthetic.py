@@ -48,9 +48,8 @@ import soundfile as sf
 from scipy import fft as sfft
 from tqdm import tqdm
 
-from . import atomic
+from . import atomic, street_sounds
 from .acoustics import Recording, capture, draw_recording, room_impulse_response
-from . import street_sounds
 from .sound_models import CLASS_NAMES, NYQ as _NYQ, draw_voice, noise as _noise, render_event
 
 COLUMNS = ["slice_file_name", "fsID", "start", "end", "salience", "fold", "classID", "class"]
