@@ -184,9 +184,8 @@ def scene_of(seed: int, fsid: int, class_id: int) -> dict:
     count = int(rng.choice((0, 1, 2), p=(0.4, 0.4, 0.2)))
     sources = [(int(c), draw_voice(int(c), rng), rng.uniform(-14, 0))
                for c in rng.choice(others, size=count, replace=False)]
-    ambient = [(int(k), rng.uniform(-10, 2)) for k in rng.choice(street_sounds.AMBIENT,
-                                                                 size=int(rng.choice((0, 1, 2), p=(0.3, 0.45, 0.25))),
-                                                                 replace=False)]
+    count = int(rng.choice((0, 1, 2), p=(0.3, 0.45, 0.25)))
+    ambient = [(int(k), rng.uniform(-10, 2)) for k in rng.choice(street_sounds.AMBIENT, size=count, replace=False)]
     return {"slope": rng.uniform(0.8, 2.2), "hi": rng.uniform(0.25, 1.0), "sources": sources,
             "presence": rng.uniform(0.5, 1.0), "ambient": ambient}
 
