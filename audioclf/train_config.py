@@ -17,10 +17,11 @@ class TrainConfig:
     label_smoothing: float = 0.05
     patience: int = 0  # stop after this many epochs without a better validation accuracy; 0: never
     augment: bool = True  # random circular time shift and SpecAugment masks
-    masks: int = 2  # SpecAugment: time masks and frequency masks per clip (each up to 1/8 of the axis)
+    masks: int = 1  # SpecAugment: time masks and frequency masks per clip (each up to 1/8 of the axis)
     freq_shift: int = 0  # shift the mel axis by up to this many bands (pitch spread); 0: off
     eq_db: float = 0.0  # add a smooth random curve of up to +-eq_db dB over the mel bands (mic colour); 0: off
-    mixup: float = 0.2  # Beta(alpha, alpha) mixup of training batches; 0 turns it off
+    mixup: float = 0.0  # Beta(alpha, alpha) mixup of training batches; 0: off. Off by default: in a 25-epoch
+    #                     schedule it slowed the CNN's fit and cost 0.1-0.2 accuracy (README, "Training")
     ema: float = 0.0  # decay per step of an exponential moving average of the weights, which is then the
     #                   model validated and saved; 0: off
     band_norm: bool = True  # normalize the input per mel band (False: one mean and std for all)
