@@ -2,8 +2,8 @@
 
 - Server: the one named by CLEARML_API_HOST, CLEARML_API_ACCESS_KEY and CLEARML_API_SECRET_KEY (and
   CLEARML_FILES_HOST, CLEARML_WEB_HOST) when they are set, so that anyone can point the suite at their own
-  server; otherwise ``../shared/clearml-server/start.sh`` on free ports for this session, stopped after it.
-  With neither, every test here is skipped, saying why.
+  server; otherwise the test server kept in this folder, ``clearml_server/start.sh`` (the open-source ClearML
+  server with in-memory storage; see its README.md), on free ports for this session, stopped after it.
 - Project: a snapshot of this working tree (committed or not) as its own git repository whose ``origin`` is
   itself, so the tasks record a repository and a commit that the agents can clone.
 - Agents: real ``clearml-agent`` daemons on queues unique to the session (so a real server's other queues and
@@ -32,8 +32,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-SHARED_SERVER = REPO.parent / "shared" / "clearml-server"
 HERE = Path(__file__).resolve().parent
+TEST_SERVER = HERE / "clearml_server"
 SERVER_VARS = ("CLEARML_API_HOST", "CLEARML_API_ACCESS_KEY", "CLEARML_API_SECRET_KEY")
 PASSED_VARS = SERVER_VARS + ("CLEARML_FILES_HOST", "CLEARML_WEB_HOST")
 PYTHON = sys.executable  # the project's .venv python
@@ -60,7 +60,7 @@ def server(tmp_path_factory):
     if all(os.environ.get(v) for v in SERVER_VARS):
         yield Server(env={k: os.environ[k] for k in PASSED_VARS if os.environ.get(k)})
         return
-    start = SHARED_SERVER / "start.sh"
+    start = TEST_SERVER / "start.sh"
     if not start.is_file():
         pytest.skip("no ClearML server for the integration tests: set CLEARML_API_HOST, CLEARML_API_ACCESS_KEY and "
                     f"CLEARML_API_SECRET_KEY (and CLEARML_FILES_HOST) to use yours, or provide {start}")
@@ -76,7 +76,7 @@ def server(tmp_path_factory):
     try:
         yield Server(env=values, logs=home / f"logs-{ports['CLEARML_LOCAL_API_PORT']}")
     finally:
-        subprocess.run(["bash", str(SHARED_SERVER / "stop.sh")], env=env, capture_output=True, timeout=120)
+        subprocess.run(["bash", str(TEST_SERVER / "stop.sh")], env=env, capture_output=True, timeout=120)
 
 
 @pytest.fixture(scope="session")
