@@ -3,6 +3,7 @@
     python benchmarks/accuracy.py                                    # built-in data, 1200 clips, all 10 folds
     python benchmarks/accuracy.py --source /data/UrbanSound8K        # the real dataset (or ESC-50's folder)
     python benchmarks/accuracy.py --folds 1,4,7,10 --budget 300      # 4 folds, 300 s of training per config
+    python benchmarks/accuracy.py --budget defaults                  # each fold: the defaults' wall time for all
     python benchmarks/accuracy.py --configs defaults --config wide=defaults:width=48,epochs=40
 
 For every test fold (validation: the fold before it) each config trains on the
@@ -25,6 +26,10 @@ their epochs from a calibration (3 epochs on the first fold, printed, not
 counted) and then from each fold's measured epoch time, so that the one-cycle
 schedule ends inside the budget; the seed's loop
 stops when the budget is spent. Without it each config runs its own epochs.
+``--budget defaults`` gives every config, on each fold, the wall time the
+defaults took for their own schedule on that fold (they run first): equal time
+that follows the machine, so that runs on machines of different speed, or a run
+resumed in another session, compare the same recipes.
 
 Results go to --results (CSV, one row per config and fold) as they come: a
 rerun with the same file skips what is done, so a long run can be resumed.
@@ -61,15 +66,15 @@ from audioclf.features import FeatureConfig  # noqa: E402
 from audioclf.models import AudioClassifier  # noqa: E402
 from audioclf.preprocess import extract_features  # noqa: E402
 from audioclf.sources import detect_layout  # noqa: E402
-from audioclf.synthetic import generate_dataset  # noqa: E402
+from audioclf.synthetic import GENERATOR_VERSION, generate_dataset  # noqa: E402
 from audioclf.trainer import (OLD_DEFAULTS, Split, TrainConfig, default_val_fold, fit, load_features,  # noqa: E402
                               predict_logits, split_by_fold)
 
 SEED_EPOCHS = 10
 BUDGET_MARGIN = 0.95  # ours plan their epochs for 95 % of the budget: a slow epoch must not overrun it
 BASES = {"defaults": TrainConfig(), "old-defaults": OLD_DEFAULTS}
-RESULT_COLUMNS = ["config", "spec", "test_fold", "val_fold", "accuracy", "f1_macro", "val_accuracy",
-                  "train_accuracy", "epochs", "best_epoch", "wall_s", "num_train", "num_test"]
+RESULT_COLUMNS = ["config", "spec", "data", "test_fold", "val_fold", "accuracy", "f1_macro", "val_accuracy",
+                  "train_accuracy", "epochs", "best_epoch", "wall_s", "budget_s", "num_train", "num_test"]
 
 
 # ----------------------------------------------------------------------------- configs
@@ -101,6 +106,19 @@ def _convert(value: str, example, annotation: str):
     if isinstance(example, float) or "float" in str(annotation):
         return float(value)
     return value
+
+
+def parse_budget(text: str) -> float | str:
+    """'--budget': seconds (> 0) or 'defaults' (the defaults' own wall time on each fold)."""
+    if text.strip().lower() == "defaults":
+        return "defaults"
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = float("nan")
+    if not seconds > 0:
+        raise argparse.ArgumentTypeError(f"--budget {text!r}: expected seconds (> 0) or 'defaults'")
+    return seconds
 
 
 def spec_of(cfg: TrainConfig | str) -> str:
@@ -139,7 +157,9 @@ def prepare(args: argparse.Namespace, device: torch.device) -> tuple[Path, pd.Da
         index.to_csv(tmp, index=False)
         os.replace(tmp, index_path)
     info = {"shape": [config.n_mels, config.num_frames], "root": str(root), "layout": layout.name,
-            "class_names": metadata.class_names_of(index)}
+            "class_names": metadata.class_names_of(index),
+            "data": (f"synthetic-n{args.num_clips}-seed{args.data_seed}-v{GENERATOR_VERSION}"
+                     if args.source == "synthetic" else root.name) + f"|features-{config.fingerprint()}"}
     return out, index, info
 
 
@@ -197,10 +217,9 @@ def run_seed(root: Path, index: pd.DataFrame, x, y, split: Split, device, num_cl
             "epochs": round(epochs, 2), "best_epoch": round(epochs, 2), "wall_s": time.perf_counter() - started}
 
 
-def calibrate(cfg: TrainConfig, x, y, split: Split, device, num_classes: int, budget: float) -> tuple[int, str]:
-    """Epochs of ``cfg`` that fit ``budget`` seconds: a 3-epoch fit gives the epoch time (the faster of epochs
-    2 and 3, validation included, so that a passing background job does not shrink the plan) and the one-off
-    set-up."""
+def calibrate(cfg: TrainConfig, x, y, split: Split, device, num_classes: int) -> tuple[float, float]:
+    """The epoch time of ``cfg`` and its one-off set-up, from a 3-epoch fit: the faster of epochs 2 and 3,
+    validation included, so that a passing background job does not shrink the plan."""
     stamps: dict[int, float] = {}
     probe = replace(cfg, epochs=3, patience=0)
     model = AudioClassifier(cfg.arch, num_classes, **cfg.model_kwargs())
@@ -209,18 +228,17 @@ def calibrate(cfg: TrainConfig, x, y, split: Split, device, num_classes: int, bu
         progress=False)
     epoch_s = min(stamps[2] - stamps[1], stamps[3] - stamps[2])
     setup_s = max(0.0, stamps[1] - started - epoch_s)
-    epochs = plan_epochs(budget, epoch_s, setup_s)
-    return epochs, f"~{epoch_s:.1f} s/epoch, set-up {setup_s:.1f} s -> {epochs} epochs"
+    return epoch_s, setup_s
 
 
 def plan_epochs(budget: float, epoch_s: float, setup_s: float = 0.0) -> int:
     return max(1, math.floor((BUDGET_MARGIN * budget - setup_s) / epoch_s))
 
 
-def replan(row: dict, budget: float) -> int:
-    """After a fold: the epochs for the next one, from the epoch time this fold measured (its whole wall time,
-    set-up and test included, over its epochs), so that the plan follows the machine, not one calibration."""
-    return plan_epochs(budget, row["wall_s"] / max(1, row["epochs"]))
+def measured_epoch_time(row: dict) -> tuple[float, float]:
+    """After a fold: the epoch time it measured (its whole wall time, set-up and test included, over its
+    epochs) and no separate set-up, so that the next fold's plan follows the machine, not one calibration."""
+    return row["wall_s"] / max(1, row["epochs"]), 0.0
 
 
 # ----------------------------------------------------------------------------- report
@@ -250,8 +268,9 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
                         help="synthetic: clips, with the real fold and class distribution (default: %(default)s)")
     parser.add_argument("--data-seed", type=int, default=0, help="synthetic: seed (default: %(default)s)")
     parser.add_argument("--folds", default="all", help="test folds: 'all' or a list like 1,4,7,10 (default: all)")
-    parser.add_argument("--budget", type=float, default=None,
-                        help="wall seconds of training per config and fold (default: each config's own epochs)")
+    parser.add_argument("--budget", type=parse_budget, default=None,
+                        help="wall seconds of training per config and fold, or 'defaults': on each fold the wall "
+                             "time the defaults took for their own epochs (default: each config's own epochs)")
     parser.add_argument("--configs", default="defaults,old-defaults,seed",
                         help="comma-separated named configs to run: defaults, old-defaults, seed and the names "
                              "given with --config (default: %(default)s)")
@@ -268,6 +287,10 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     for name in order:
         if name not in BASES and name != "seed" and name not in extra:
             parser.error(f"--configs: unknown config {name!r}; give it with --config {name}=BASE:key=value,...")
+    if args.budget == "defaults":
+        if "defaults" not in order:
+            parser.error("--budget defaults times the defaults: add 'defaults' to --configs")
+        order = ["defaults", *(name for name in order if name != "defaults")]  # they set each fold's budget
     device = resolve_device(args.device)
     args.work_dir.mkdir(parents=True, exist_ok=True)
     results_path = args.results or args.work_dir / "accuracy.csv"
@@ -285,31 +308,46 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     num_classes = len(info["class_names"])
     done = pd.read_csv(results_path) if results_path.is_file() else pd.DataFrame(columns=RESULT_COLUMNS)
     configs = {name: (extra.get(name) or BASES.get(name)) for name in order}
-    budget_tag = f"budget{args.budget:g}" if args.budget else "own"
+    if args.budget == "defaults":  # the others' rows depend on the defaults' recipe too
+        budget_tag = f"budget-defaults-{spec_of(configs['defaults'])}"
+    else:
+        budget_tag = f"budget{args.budget:g}" if args.budget else "own"
     print(f"{len(index)} clips of {info['root']} ({info['layout']}), {num_classes} classes, folds {folds}; "
           f"{torch.get_num_threads()} torch threads on {device}; results -> {results_path}", flush=True)
 
-    epochs_for: dict[str, int] = {}
+    if "data" not in done.columns:  # a CSV from before the column: its rows are not known to match this data
+        done["data"] = None
+    timing_of: dict[str, tuple[float, float]] = {}  # config -> (s per epoch, set-up s) on this machine
     for fold in folds:
         split = split_by_fold(fold_of, fold, default_val_fold(fold, available))
+        budget = args.budget if args.budget != "defaults" else None
         for name in order:
             cfg = configs[name]
             spec = spec_of(f"seed|{SEED_EPOCHS}" if cfg is None else cfg) + f"-{budget_tag}"
-            if ((done["config"] == name) & (done["spec"] == spec) & (done["test_fold"] == fold)).any():
+            previous = done[(done["config"] == name) & (done["spec"] == spec) & (done["data"] == info["data"])
+                            & (done["test_fold"] == fold)]
+            if not previous.empty:
+                if args.budget == "defaults" and name == "defaults":
+                    budget = float(previous["wall_s"].iloc[-1])
                 continue
             if cfg is None:
-                row = run_seed(root, index, x, y, split, device, num_classes, args.budget)
+                row = run_seed(root, index, x, y, split, device, num_classes, budget)
             else:
-                if args.budget:
-                    if name not in epochs_for:
-                        epochs_for[name], note = calibrate(cfg, x, y, split, device, num_classes, args.budget)
-                        print(f"  {name}: {note}", flush=True)
-                    cfg = replace(cfg, epochs=epochs_for[name])
+                if budget is not None:
+                    if name not in timing_of:
+                        timing_of[name] = calibrate(cfg, x, y, split, device, num_classes)
+                        epoch_s, setup_s = timing_of[name]
+                        print(f"  {name}: ~{epoch_s:.1f} s/epoch, set-up {setup_s:.1f} s -> "
+                              f"{plan_epochs(budget, epoch_s, setup_s)} epochs in {budget:.0f} s", flush=True)
+                    cfg = replace(cfg, epochs=plan_epochs(budget, *timing_of[name]))
                 row = run_ours(cfg, x, y, split, device, num_classes)
-                if args.budget:
-                    epochs_for[name] = replan(row, args.budget)
-            row = {"config": name, "spec": spec, "test_fold": fold, "val_fold": split.val_fold, **row,
-                   "num_train": len(split.train), "num_test": len(split.test)}
+                if budget is not None:
+                    timing_of[name] = measured_epoch_time(row)
+            row_budget = budget
+            if args.budget == "defaults" and name == "defaults":
+                budget = row_budget = row["wall_s"]
+            row = {"config": name, "spec": spec, "data": info["data"], "test_fold": fold, "val_fold": split.val_fold,
+                   **row, "budget_s": row_budget, "num_train": len(split.train), "num_test": len(split.test)}
             print(f"fold {fold:2d} {name:14s} accuracy {row['accuracy']:.3f}  macro-F1 {row['f1_macro']:.3f}  "
                   f"val {row['val_accuracy']:.3f}  train {row['train_accuracy']:.3f}  {row['epochs']} epochs "
                   f"(best {row['best_epoch']})  {row['wall_s']:.0f} s", flush=True)
@@ -320,9 +358,16 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
 
     specs = {name: spec_of(f"seed|{SEED_EPOCHS}" if configs[name] is None else configs[name]) + f"-{budget_tag}"
              for name in order}
-    mine = done[done.apply(lambda r: specs.get(r["config"]) == r["spec"] and r["test_fold"] in folds, axis=1)]
+    mine = done[done.apply(lambda r: specs.get(r["config"]) == r["spec"] and r["data"] == info["data"]
+                           and r["test_fold"] in folds, axis=1)]
+    if not args.budget:
+        timing = "each config its own epochs"
+    elif args.budget == "defaults":
+        timing = "per fold every config the wall time of the defaults' own schedule"
+    else:
+        timing = f"{args.budget:g} s per config and fold"
     print()
-    print(f"accuracy over folds {folds} ({'each config its own epochs' if not args.budget else f'{args.budget:g} s per config and fold'})")
+    print(f"accuracy over folds {folds} ({timing})")
     print(f"command: {command}")
     print(f"data:    {len(index)} clips, {info['layout']} layout, {info['root']}")
     print(report(mine, order, folds))
