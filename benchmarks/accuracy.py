@@ -317,13 +317,14 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
 
     if "data" not in done.columns:  # a CSV from before the column: its rows are not known to match this data
         done["data"] = None
+    specs = {name: spec_of(f"seed|{SEED_EPOCHS}" if configs[name] is None else configs[name]) + f"-{budget_tag}"
+             for name in order}
     timing_of: dict[str, tuple[float, float]] = {}  # config -> (s per epoch, set-up s) on this machine
     for fold in folds:
         split = split_by_fold(fold_of, fold, default_val_fold(fold, available))
         budget = args.budget if args.budget != "defaults" else None
         for name in order:
-            cfg = configs[name]
-            spec = spec_of(f"seed|{SEED_EPOCHS}" if cfg is None else cfg) + f"-{budget_tag}"
+            cfg, spec = configs[name], specs[name]
             previous = done[(done["config"] == name) & (done["spec"] == spec) & (done["data"] == info["data"])
                             & (done["test_fold"] == fold)]
             if not previous.empty:
@@ -343,11 +344,10 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
                 row = run_ours(cfg, x, y, split, device, num_classes)
                 if budget is not None:
                     timing_of[name] = measured_epoch_time(row)
-            row_budget = budget
             if args.budget == "defaults" and name == "defaults":
-                budget = row_budget = row["wall_s"]
+                budget = row["wall_s"]
             row = {"config": name, "spec": spec, "data": info["data"], "test_fold": fold, "val_fold": split.val_fold,
-                   **row, "budget_s": row_budget, "num_train": len(split.train), "num_test": len(split.test)}
+                   **row, "budget_s": budget, "num_train": len(split.train), "num_test": len(split.test)}
             print(f"fold {fold:2d} {name:14s} accuracy {row['accuracy']:.3f}  macro-F1 {row['f1_macro']:.3f}  "
                   f"val {row['val_accuracy']:.3f}  train {row['train_accuracy']:.3f}  {row['epochs']} epochs "
                   f"(best {row['best_epoch']})  {row['wall_s']:.0f} s", flush=True)
@@ -356,8 +356,6 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
             done.to_csv(tmp, index=False)
             os.replace(tmp, results_path)
 
-    specs = {name: spec_of(f"seed|{SEED_EPOCHS}" if configs[name] is None else configs[name]) + f"-{budget_tag}"
-             for name in order}
     mine = done[done.apply(lambda r: specs.get(r["config"]) == r["spec"] and r["data"] == info["data"]
                            and r["test_fold"] in folds, axis=1)]
     if not args.budget:
