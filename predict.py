@@ -17,7 +17,8 @@ comes from the model file (nothing is declared here).
 
 Each file is cut into windows (default: the model's clip duration, every half
 of it); a window shorter than the model's clip (a short file, the end of a long
-one) is zero-padded like a short training clip. Each window gets softmax
+one) is filled like a short training clip: repeated from its start, or zero-padded
+for a model whose features were made with --pad zero. Each window gets softmax
 probabilities; the file's result is the MEAN OF ITS WINDOW PROBABILITIES. The
 output has the top-k classes of each file, and with --timeline (always in JSON)
 those of each window with its start and end in seconds.

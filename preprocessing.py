@@ -2,8 +2,9 @@
 
     python preprocessing.py --dataset-id <raw id printed by get_data.py>
 
-Each clip is decoded, mixed to mono, resampled, padded or trimmed to a fixed
-duration, turned into a mel spectrogram in dB and stored as one float16
+Each clip is decoded, mixed to mono, resampled, trimmed to a fixed duration or
+repeated to fill it (``--pad loop``; ``--pad zero`` appends silence), turned
+into a mel spectrogram in dB and stored as one float16
 ``features/<audio path>.npy``. The child dataset adds only those files plus
 ``features.csv`` (the clip index) and ``features.json`` (the feature config and
 class names); the audio stays with the parent and is never modified. Clips that
@@ -24,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from audioclf import atomic, locks, metadata, plots, tracking
+from audioclf.audio import PAD_MODES
 from audioclf.cli import non_negative_int, positive_int
 from audioclf.device import resolve_device
 from audioclf.features import FeatureConfig
@@ -53,6 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="pad or trim every clip to this many seconds (default: %(default)s, UrbanSound8K's longest)")
     feats.add_argument("--top-db", type=float, default=_DEFAULTS.top_db,
                        help="floor each spectrogram at its max minus this many dB (default: %(default)s)")
+    feats.add_argument("--pad", choices=PAD_MODES, default=_DEFAULTS.pad,
+                       help="a clip shorter than --duration: 'loop' repeats it from its start until the duration "
+                            "is filled, 'zero' appends silence, as the seed did (default: %(default)s; chosen by "
+                            "cross-validation, see the README)")
     run_opts = parser.add_argument_group("execution")
     run_opts.add_argument("--device", default="auto", help="'auto' (CUDA when available), 'cpu' or 'cuda' (default: %(default)s)")
     run_opts.add_argument("--batch-size", type=positive_int, default=64,
@@ -72,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
 def feature_config_from(args: argparse.Namespace) -> FeatureConfig:
     return FeatureConfig(sample_rate=args.sample_rate, n_fft=args.n_fft, hop_length=args.hop_length,
                          n_mels=args.n_mels, f_min=args.f_min, f_max=args.f_max, duration_s=args.duration,
-                         top_db=args.top_db)
+                         top_db=args.top_db, pad=args.pad)
 
 
 def main(argv: list[str] | None = None) -> dict:

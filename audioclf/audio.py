@@ -69,14 +69,24 @@ def resample(signal: np.ndarray, orig_rate: int, new_rate: int) -> np.ndarray:
     return soxr.resample(np.ascontiguousarray(signal, dtype=np.float32), orig_rate, new_rate, quality="HQ")
 
 
-def fit_length(signal: np.ndarray, num_samples: int) -> np.ndarray:
-    """Trim or zero-pad (at the end) a 1-D signal to exactly num_samples."""
-    if signal.shape[0] >= num_samples:
+PAD_MODES = ("zero", "loop")
+PAD_WORDS = {"zero": "zero-padded at the end", "loop": "repeated from its start until it is long enough"}
+
+
+def fit_length(signal: np.ndarray, num_samples: int, pad: str = "zero") -> np.ndarray:
+    """Trim the end of a 1-D signal to exactly num_samples, or fill it up to that: with zeros after it
+    (``pad="zero"``), or with the signal repeated from its start (``pad="loop"``)."""
+    if pad not in PAD_MODES:
+        raise ValueError(f"unknown pad mode {pad!r}; choose one of {', '.join(PAD_MODES)}")
+    length = signal.shape[0]
+    if length >= num_samples:
         return signal[:num_samples]
-    return np.pad(signal, (0, num_samples - signal.shape[0]))
+    if pad == "loop" and length > 0:
+        return np.tile(signal, -(-num_samples // length))[:num_samples]
+    return np.pad(signal, (0, num_samples - length))
 
 
-def load_for_features(path: Path | str, sample_rate: int, num_samples: int) -> np.ndarray:
+def load_for_features(path: Path | str, sample_rate: int, num_samples: int, pad: str) -> np.ndarray:
     """Decode, mix to mono, resample and fit to length: the waveform the mel transform sees.
 
     The hot path of preprocessing: it decodes only the frames the features use, and mixes channels
@@ -87,4 +97,4 @@ def load_for_features(path: Path | str, sample_rate: int, num_samples: int) -> n
     mono = data[:, 0] if channels == 1 else data @ np.full(channels, 1.0 / channels, dtype=np.float32)
     if not np.isfinite(mono).all():  # NaN and Inf survive the mix (inf - inf is NaN)
         raise AudioDecodeError(path, "NaN or Inf samples")
-    return fit_length(resample(mono, rate, sample_rate), num_samples).astype(np.float32, copy=False)
+    return fit_length(resample(mono, rate, sample_rate), num_samples, pad).astype(np.float32, copy=False)

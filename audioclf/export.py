@@ -39,6 +39,7 @@ import numpy as np
 import torch
 
 from . import atomic
+from .audio import PAD_WORDS
 from .features import FeatureConfig
 from .models import AudioClassifier, load_model
 
@@ -89,7 +90,7 @@ def describe(bundle: dict, fmt: str, path: Path, max_abs_diff: float, atol: floa
         "output": {"name": OUTPUT_NAME, "shape": ["batch", len(bundle["class_names"])], "dtype": "float32",
                    "meaning": "logits; softmax gives the class probabilities"},
         "features": ("decode; mix channels to mono (mean); resample to sample_rate (libsoxr HQ); cut windows "
-                     "of duration_s, zero-padded at the end when shorter; power mel spectrogram "
+                     f"of duration_s, {PAD_WORDS[config.pad]} when shorter; power mel spectrogram "
                      "(n_fft, hop_length, n_mels, f_min, f_max; Hann window, centered, reflect padding, HTK "
                      "mel scale without norm, as torchaudio.transforms.MelSpectrogram); 10*log10(max(power, "
                      "1e-10)); floored at the window's max minus top_db; rounded to float16 as in training. "

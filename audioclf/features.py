@@ -6,7 +6,9 @@ spectrogram. preprocessing writes it into the features dataset
 reads it from there, so no parameter is declared twice (no train/serve skew).
 
 The steps follow the seed: resample to 22050 Hz, mix to mono, MelSpectrogram,
-AmplitudeToDB, with the clip padded or trimmed to a fixed duration. The defaults
+AmplitudeToDB, with the clip trimmed to a fixed duration or, when shorter,
+repeated from its start until it fills it (``pad="loop"``; the seed padded with
+silence, ``pad="zero"``). The defaults
 differ from the seed where the seed's were a poor fit for 4 s UrbanSound8K
 clips: n_fft 1024 / hop 512 (torchaudio's defaults are 400 / 200, a 18 ms
 window that wastes frequency resolution at 22 kHz) and 4 s (the longest clip),
@@ -22,6 +24,8 @@ from dataclasses import asdict, dataclass, fields
 import torch
 import torchaudio
 
+from .audio import PAD_MODES
+
 FEATURE_FORMAT_VERSION = 1
 
 
@@ -35,6 +39,8 @@ class FeatureConfig:
     f_max: float | None = None  # None: the Nyquist frequency
     duration_s: float = 4.0
     top_db: float | None = 80.0  # floor each clip at (its max - top_db) dB; None: no floor
+    pad: str = "loop"  # a clip shorter than duration_s: "loop" (repeated from its start) or "zero" (silence
+    #                    after it, the seed's); "loop" won by cross-validation where many clips are short (README)
 
     def __post_init__(self) -> None:
         checks = {
@@ -48,6 +54,7 @@ class FeatureConfig:
             "f_min": 0 <= self.f_min < self.sample_rate / 2 or self.sample_rate <= 0,
             "f_max": self.f_max is None or self.f_min < self.f_max <= self.sample_rate / 2,
             "top_db": self.top_db is None or self.top_db > 0,
+            "pad": self.pad in PAD_MODES,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
@@ -75,11 +82,16 @@ class FeatureConfig:
         unknown = set(values) - known
         if unknown:
             raise ValueError(f"unknown feature config keys {sorted(unknown)}; known: {sorted(known)}")
-        return cls(**values)
+        # A config written before "pad" existed (features.json, a model file) was made with silence after
+        # the clip: it keeps "zero", whatever today's default, so a model is served as it was trained.
+        return cls(**{"pad": "zero", **values})
 
     def fingerprint(self) -> str:
         """A short hash that changes whenever any parameter (or the format) changes."""
-        payload = json.dumps({"v": FEATURE_FORMAT_VERSION, **self.to_dict()}, sort_keys=True)
+        values = self.to_dict()
+        if values["pad"] == "zero":  # the fill of every config from before the field: their hash is kept
+            del values["pad"]
+        payload = json.dumps({"v": FEATURE_FORMAT_VERSION, **values}, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
 

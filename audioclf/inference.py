@@ -297,7 +297,7 @@ class Classifier:
         """(start, end, waveform fit to the model's clip length) per window, samples at the model's rate."""
         window, hop = self.window_samples(window_s, hop_s)
         for start, end, samples in iter_windows(mono_stream(path, self.config.sample_rate), window, hop):
-            yield start, end, fit_length(samples, self.config.num_samples).astype(np.float32, copy=False)
+            yield start, end, fit_length(samples, self.config.num_samples, self.config.pad).astype(np.float32, copy=False)
 
     def classify_file(self, path: Path | str, window_s: float | None = None, hop_s: float | None = None,
                       batch_size: int = 64) -> FileResult:

@@ -85,7 +85,7 @@ def extract_features(
         kept, waves, failed = [], [], []
         for clip in chunk:
             try:
-                waves.append(load_for_features(clip[1], config.sample_rate, config.num_samples))
+                waves.append(load_for_features(clip[1], config.sample_rate, config.num_samples, config.pad))
                 kept.append(clip)
             except AudioDecodeError as exc:
                 failed.append((clip[0], exc.reason))

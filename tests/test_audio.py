@@ -184,7 +184,7 @@ def test_bad_files_raise_audio_decode_error_naming_the_file(tmp_path, case):
 def test_load_for_features_propagates_audio_decode_error(tmp_path, case):
     path = BAD_FILES[case][0](tmp_path)
     with pytest.raises(AudioDecodeError) as info:
-        load_for_features(path, 22050, 1000)
+        load_for_features(path, 22050, 1000, pad="zero")
     assert info.value.path == str(path)
 
 
@@ -270,6 +270,31 @@ def test_fit_length_trims_the_end():
     np.testing.assert_array_equal(fit_length(signal, 4), [0.0, 1.0, 2.0, 3.0])
 
 
+def test_fit_length_loop_repeats_the_signal_from_its_start():
+    signal = np.array([1.0, 2.0, 3.0], dtype=np.float32)
+    out = fit_length(signal, 8, pad="loop")
+    np.testing.assert_array_equal(out, [1.0, 2.0, 3.0, 1.0, 2.0, 3.0, 1.0, 2.0])
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(fit_length(signal, 2, pad="loop"), [1.0, 2.0])  # trimming is the same
+    np.testing.assert_array_equal(fit_length(signal, 3, pad="loop"), signal)
+
+
+def test_fit_length_rejects_an_unknown_pad_mode():
+    with pytest.raises(ValueError, match="mirror"):
+        fit_length(np.zeros(3, np.float32), 5, pad="mirror")
+
+
+def test_load_for_features_loop_fills_a_short_clip_with_itself(tmp_path):
+    rng = np.random.default_rng(0)
+    clip = (0.1 * rng.standard_normal(700)).astype(np.float32)
+    path = tmp_path / "short.wav"
+    sf.write(path, clip, 22050, subtype="FLOAT")
+    wave = load_for_features(path, 22050, 2000, pad="loop")
+    np.testing.assert_allclose(wave[:700], clip, atol=1e-7)
+    np.testing.assert_allclose(wave[700:1400], clip, atol=1e-7)
+    np.testing.assert_allclose(wave[1400:], clip[:600], atol=1e-7)
+
+
 def test_fit_length_exact_length_is_unchanged():
     signal = np.arange(5, dtype=np.float32)
     np.testing.assert_array_equal(fit_length(signal, 5), signal)
@@ -283,7 +308,7 @@ def test_fit_length_exact_length_is_unchanged():
 def test_load_for_features_length_and_dtype(tmp_path, rate, channels, subtype, num_samples):
     path = write(tmp_path / "clip.wav", tone(rate, CLIP_SECONDS, channels), rate, subtype)
 
-    wave = load_for_features(path, 22050, num_samples)
+    wave = load_for_features(path, 22050, num_samples, pad="zero")
 
     assert wave.shape == (num_samples,)
     assert wave.dtype == np.float32
@@ -293,7 +318,7 @@ def test_load_for_features_mixes_and_pads_without_resampling(tmp_path):
     written = tone(22050, CLIP_SECONDS, channels=2)  # 1102 frames, already at the target rate
     path = write(tmp_path / "stereo.wav", written, 22050, "FLOAT")
 
-    wave = load_for_features(path, 22050, 2000)
+    wave = load_for_features(path, 22050, 2000, pad="zero")
 
     np.testing.assert_allclose(wave[:1102], written.mean(axis=1), atol=1e-6)
     np.testing.assert_array_equal(wave[1102:], np.zeros(2000 - 1102, np.float32))
@@ -303,7 +328,7 @@ def test_load_for_features_trims_long_clips(tmp_path):
     written = tone(22050, 0.2)  # 4410 frames
     path = write(tmp_path / "long.wav", written, 22050, "FLOAT")
 
-    wave = load_for_features(path, 22050, 1000)
+    wave = load_for_features(path, 22050, 1000, pad="zero")
 
     np.testing.assert_allclose(wave, written[:1000, 0], atol=1e-7)
 
@@ -311,6 +336,6 @@ def test_load_for_features_trims_long_clips(tmp_path):
 def test_load_for_features_resamples_before_fitting(tmp_path):
     # 0.05 s at 44.1 kHz -> ~1102 samples at 22.05 kHz, then zero padding up to 3000.
     path = write(tmp_path / "clip.wav", tone(44100, CLIP_SECONDS), 44100, "FLOAT")
-    wave = load_for_features(path, 22050, 3000)
+    wave = load_for_features(path, 22050, 3000, pad="zero")
     assert np.abs(wave[:1000]).max() > 0.5
     np.testing.assert_array_equal(wave[1110:], 0.0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import re
@@ -145,9 +146,10 @@ def test_to_dict_from_dict_round_trip_including_json(config):
     assert through_json.fingerprint() == config.fingerprint()
 
 
-def test_from_dict_uses_defaults_for_absent_keys():
+def test_from_dict_uses_defaults_for_absent_keys_but_zero_padding_for_configs_from_before_pad():
     cfg = FeatureConfig.from_dict({"n_mels": 32})
-    assert cfg == dataclasses.replace(FeatureConfig(), n_mels=32)
+    assert cfg == dataclasses.replace(FeatureConfig(), n_mels=32, pad="zero")
+    assert FeatureConfig.from_dict({"n_mels": 32, "pad": "loop"}) == dataclasses.replace(FeatureConfig(), n_mels=32)
 
 
 def test_from_dict_rejects_unknown_keys():
@@ -170,7 +172,7 @@ def test_fingerprint_is_stable():
 
 # A different valid value for every field.
 CHANGES = {"sample_rate": 16000, "n_fft": 2048, "hop_length": 256, "n_mels": 128, "f_min": 20.0,
-           "f_max": 8000.0, "duration_s": 5.0, "top_db": None}
+           "f_max": 8000.0, "duration_s": 5.0, "top_db": None, "pad": "zero"}
 
 
 def test_changes_cover_every_field():
@@ -182,6 +184,22 @@ def test_fingerprint_changes_when_a_field_changes(field):
     base = FeatureConfig()
     changed = dataclasses.replace(base, **{field: CHANGES[field]})
     assert changed.fingerprint() != base.fingerprint()
+
+
+def test_fingerprint_of_a_zero_padded_config_is_the_one_it_had_before_the_pad_field():
+    # Feature folders and results keyed by the fingerprint of a config from before "pad" stay valid: the hash of
+    # {"v": 1, the eight older fields} as it was computed then.
+    zero = FeatureConfig(pad="zero")
+    older = {k: v for k, v in zero.to_dict().items() if k != "pad"}
+    payload = json.dumps({"v": 1, **older}, sort_keys=True)
+    assert zero.fingerprint() == hashlib.sha256(payload.encode()).hexdigest()[:12]
+    assert FeatureConfig(pad="loop").fingerprint() != zero.fingerprint()
+
+
+def test_pad_must_be_a_known_mode():
+    with pytest.raises(ValueError) as info:
+        FeatureConfig(pad="mirror")
+    assert bad_fields(info.value) == {"pad"}
 
 
 def test_fingerprints_of_single_field_changes_are_all_distinct():

@@ -176,7 +176,7 @@ def test_the_model_files_feature_config_is_applied_as_preprocessing_applies_it(t
     clf = load_classifier(two_class_model, "cpu")
     start, end, wave = next(clf.file_windows(mixed_30s))
     assert (start, end, wave.shape) == (0, 16000, (16000,))
-    want = load_for_features(mixed_30s, sample_rate=16000, num_samples=16000)  # preprocessing's decoding
+    want = load_for_features(mixed_30s, sample_rate=16000, num_samples=16000, pad="loop")  # preprocessing's decoding
     assert np.array_equal(wave, want)
     spec = clf.spectrograms(wave[None])
     assert spec.shape == (1, 32, TWO_CLASS_FEATURES.num_frames)

@@ -47,7 +47,7 @@ def test_batched_output_matches_one_clip_at_a_time(clips_dir, tmp_path):
     preprocess.extract_features(clips, CONFIG, torch.device("cpu"), batch_size=8, workers=2, progress=False)
     transform = LogMel(CONFIG)
     for name, wav, npy in clips[:6]:
-        wave = torch.from_numpy(load_for_features(wav, CONFIG.sample_rate, CONFIG.num_samples))[None]
+        wave = torch.from_numpy(load_for_features(wav, CONFIG.sample_rate, CONFIG.num_samples, CONFIG.pad))[None]
         alone = transform(wave)[0].to(torch.float16).numpy()
         np.testing.assert_allclose(np.load(npy).astype(np.float32), alone.astype(np.float32), atol=0.07, rtol=0)
 
@@ -109,8 +109,8 @@ def test_reading_only_the_needed_frames_matches_a_full_decode(clips_dir):
 
     for wav in sorted(clips_dir.rglob("*.wav"))[:12]:
         audio, rate = load_audio(wav)
-        full = fit_length(resample(to_mono(audio), rate, CONFIG.sample_rate), CONFIG.num_samples)
-        fast = load_for_features(wav, CONFIG.sample_rate, CONFIG.num_samples)
+        full = fit_length(resample(to_mono(audio), rate, CONFIG.sample_rate), CONFIG.num_samples, CONFIG.pad)
+        fast = load_for_features(wav, CONFIG.sample_rate, CONFIG.num_samples, CONFIG.pad)
         np.testing.assert_allclose(fast, full, atol=1e-5, rtol=0)
 
 
