@@ -10,8 +10,10 @@ for UrbanSound8K, 5 for ESC-50) and a validation fold (default: the fold before
 it) are kept apart from training.
 Per epoch, training and validation loss, accuracy and macro-F1 and the learning
 rate go to TensorBoard and ClearML; a checkpoint is written after each epoch.
-The weights with the best validation accuracy are tested once on the test
-fold. The run folder receives metrics.json, the confusion matrix (PNG and CSV),
+The weights of the last epoch (``--select last``, the default: the end of the
+one-cycle schedule) or those with the best validation accuracy (``--select
+best-val``) are tested once on the test fold, which takes part in no choice.
+The run folder receives metrics.json, the confusion matrix (PNG and CSV),
 per-class precision/recall, the epoch history, the TensorBoard events and
 model.pt (weights, architecture, class names and the feature config; loads with
 torch.load(weights_only=True)). With several folds each gets a fold_<k>/
@@ -34,7 +36,7 @@ from audioclf.export import EXPORT_FORMATS, export_file
 from audioclf.cli import fold_list, non_negative_float, non_negative_int, positive_float, positive_int, unit_float
 from audioclf.models import ARCHITECTURES, COMPACT_WIDTH, DEFAULT_WIDTH, AudioClassifier, save_model
 from audioclf.store import DatasetCorrupt, recover_hint
-from audioclf.trainer import (TrainConfig, default_val_fold, fit, load_checkpoint, load_features,
+from audioclf.trainer import (SELECT_MODES, TrainConfig, default_val_fold, fit, load_checkpoint, load_features,
                               predict_logits, split_by_fold)
 
 FEATURES_INDEX = metadata.FEATURES_INDEX
@@ -104,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     reg.add_argument("--tta", type=positive_int, default=_DEFAULTS.tta,
                      help="validation and test: average the softmax over this many circular time shifts "
                           "(default: %(default)s)")
+    reg.add_argument("--select", choices=SELECT_MODES, default=_DEFAULTS.select,
+                     help="the weights tested and saved: the last epoch's, or those with the best validation "
+                          "accuracy (default: %(default)s; chosen by cross-validation, see the README)")
     opt.add_argument("--seed", type=int, default=_DEFAULTS.seed, help="(default: %(default)s)")
     opt.add_argument("--resume", type=Path, default=None,
                      help="continue from a checkpoint.pt written by an interrupted run with the same arguments")
@@ -125,8 +130,8 @@ def train_config_from(args: argparse.Namespace) -> TrainConfig:
                        weight_decay=args.weight_decay, label_smoothing=args.label_smoothing, patience=args.patience,
                        augment=not args.no_augment, masks=args.masks, freq_shift=args.freq_shift, eq_db=args.eq_db,
                        mixup=args.mixup, ema=args.ema, band_norm=not args.no_band_norm, level_norm=args.level_norm,
-                       tta=args.tta, amp=not args.no_amp, channels_last=not args.no_channels_last, compile=args.compile,
-                       seed=args.seed)
+                       tta=args.tta, select=args.select, amp=not args.no_amp,
+                       channels_last=not args.no_channels_last, compile=args.compile, seed=args.seed)
 
 
 def main(argv: list[str] | None = None, on_epoch: Callable[[int, float], None] | None = None) -> dict:
@@ -228,7 +233,7 @@ def _train_fold(args: argparse.Namespace, run: tracking.Run, test_fold: int, val
     train_seconds = time.time() - started
     model.load_state_dict(best["state"])
 
-    # Test once, with the weights chosen on the validation fold.
+    # Test once, with the weights --select chose (the last epoch's, or the best on the validation fold).
     y_true = y[torch.from_numpy(split.test)].numpy()
     y_pred = predict_logits(model, x[torch.from_numpy(split.test)], device, amp=cfg.amp,
                             tta=cfg.tta).argmax(1).numpy()
@@ -253,7 +258,8 @@ def _train_fold(args: argparse.Namespace, run: tracking.Run, test_fold: int, val
 
     metrics = {
         "test": test, "test_fold": test_fold, "val_fold": val_fold,
-        "best_epoch": best["epoch"], "best_val_accuracy": best["val_accuracy"],
+        "select": cfg.select, "model_epoch": best["epoch"], "model_val_accuracy": best["val_accuracy"],
+        "best_epoch": best["best_epoch"], "best_val_accuracy": best["best_val_accuracy"],
         "epochs_run": len(history), "train_seconds": round(train_seconds, 1),
         "num_train": len(split.train), "num_val": len(split.val), "num_test": len(split.test),
         "dataset_id": dataset_id, "class_names": class_names, "device": str(device),

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from . import atomic, evaluation
 from .models import AudioClassifier
-from .train_config import OLD_DEFAULTS, TrainConfig  # noqa: F401  (re-exported: the loop's config lives there)
+from .train_config import OLD_DEFAULTS, SELECT_MODES, TrainConfig  # noqa: F401  (re-exported: the config lives there)
 
 
 @dataclass
@@ -185,15 +185,20 @@ def fit(
     checkpoint_path: Path | None = None,
     resume: dict | None = None,
 ) -> tuple[dict, pd.DataFrame]:
-    """Train with AdamW and a one-cycle schedule; keep the weights with the best validation accuracy.
+    """Train with AdamW and a one-cycle schedule and return the weights ``cfg.select`` names: those of the
+    last epoch ("last": the end of the schedule, where the learning rate has annealed) or those with the
+    best validation accuracy ("best-val"). The test fold takes part in neither.
 
     With ``cfg.ema`` the exponential moving average of the weights is the model that is validated,
     chosen and returned. ``checkpoint_path``: written after every epoch. ``resume``: a loaded checkpoint of
-    the same config and split to continue from. Returns the best state (weights, epoch, validation
-    accuracy) and the history. Raises NonFiniteError when the loss or the weights stop being finite.
+    the same config and split to continue from. Returns the chosen state (``state``, its ``epoch`` and
+    ``val_accuracy``, and ``best_epoch`` / ``best_val_accuracy``: the best validation accuracy of any epoch)
+    and the history. Raises NonFiniteError when the loss or the weights stop being finite.
     """
     if cfg.batch_size < 1 or cfg.epochs < 1:
         raise ValueError(f"--batch-size and --epochs must be at least 1 (got {cfg.batch_size}, {cfg.epochs})")
+    if cfg.select not in SELECT_MODES:
+        raise ValueError(f"--select {cfg.select!r}: choose one of {', '.join(SELECT_MODES)}")
     torch.manual_seed(cfg.seed)
     generator = torch.Generator().manual_seed(cfg.seed)
     x = x.to(device)  # float16 on the device; batches are cast to float32 when taken
@@ -304,4 +309,11 @@ def fit(
                             optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
                             generator=generator.get_state(), cpu_rng=torch.get_rng_state(), best=best,
                             history=history, train_config=cfg.to_dict(), folds=[split.test_fold, split.val_fold])
-    return best, pd.DataFrame(history)
+    chosen = best
+    if cfg.select == "last" and history:
+        state = {k: v.detach().cpu().clone() for k, v in eval_model.state_dict().items()}
+        if not _finite_state(state):
+            raise NonFiniteError(f"the weights of the last epoch are not finite: training diverged, and no model was "
+                                 f"saved. Lower --lr (now {cfg.lr})")
+        chosen = {"val_accuracy": history[-1]["val_accuracy"], "epoch": history[-1]["epoch"], "state": state}
+    return {**chosen, "best_epoch": best["epoch"], "best_val_accuracy": best["val_accuracy"]}, pd.DataFrame(history)

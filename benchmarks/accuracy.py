@@ -40,13 +40,12 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import math
 import os
 import shlex
 import sys
 import time
-from dataclasses import asdict, fields, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -85,27 +84,10 @@ def parse_config(text: str) -> tuple[str, TrainConfig]:
     if not name or base not in BASES:
         raise argparse.ArgumentTypeError(f"--config {text!r}: expected NAME=BASE:key=value,... with BASE one of "
                                          f"{', '.join(BASES)}")
-    types = {f.name: f.type for f in fields(TrainConfig)}
-    cfg = BASES[base]
-    for item in filter(None, changes.split(",")):
-        key, _, value = item.partition("=")
-        if key not in types:
-            raise argparse.ArgumentTypeError(f"--config {text!r}: unknown TrainConfig field {key!r}; known: "
-                                             f"{', '.join(types)}")
-        cfg = replace(cfg, **{key: _convert(value, getattr(BASES["defaults"], key), types[key])})
-    return name, cfg
-
-
-def _convert(value: str, example, annotation: str):
-    if value.lower() == "none":
-        return None
-    if isinstance(example, bool):
-        return value.lower() in {"1", "true", "yes", "on"}
-    if isinstance(example, int) or "int" in str(annotation):
-        return int(value)
-    if isinstance(example, float) or "float" in str(annotation):
-        return float(value)
-    return value
+    try:
+        return name, BASES[base].with_changes(changes)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"--config {text!r}: {exc}") from exc
 
 
 def parse_budget(text: str) -> float | str:
@@ -123,8 +105,7 @@ def parse_budget(text: str) -> float | str:
 
 def spec_of(cfg: TrainConfig | str) -> str:
     """A short hash of a config, so that results of a changed config are not mistaken for the old ones."""
-    payload = cfg if isinstance(cfg, str) else json.dumps(asdict(cfg), sort_keys=True)
-    return hashlib.sha256(payload.encode()).hexdigest()[:10]
+    return cfg.spec() if isinstance(cfg, TrainConfig) else hashlib.sha256(cfg.encode()).hexdigest()[:10]
 
 
 # ----------------------------------------------------------------------------- data

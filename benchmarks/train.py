@@ -263,10 +263,10 @@ def ours_in_budget(label: str, arch: str, x, y, split: Split, device: torch.devi
     calibration_s = clock.stamps[2] - clock.started
     epochs = max(1, math.floor((BUDGET_MARGIN * seconds - setup_s) / epoch_s))
     model, best, clock, wall = ours_fit(arch, x, y, split, device, epochs=epochs)
-    model.load_state_dict(best["state"])  # the best-on-validation weights, as training.py tests them
+    model.load_state_dict(best["state"])  # the weights training.py tests (TrainConfig.select)
     amp = TrainConfig().amp
     note = (f"{len(clock.stamps)}/{epochs} epochs (~{epoch_s:.1f} s each, calibration {calibration_s:.1f} s "
-            f"not counted), best epoch {best['epoch']}")
+            f"not counted), tested epoch {best['epoch']}")
     return BudgetResult(label, len(clock.stamps), wall, accuracy(model, x, y, split.val, device, amp),
                         accuracy(model, x, y, split.test, device, amp), note)
 
@@ -373,7 +373,8 @@ def main(argv: list[str] | None = None) -> None:
                   f"{r.test_accuracy:8.3f}{over}")
         for r in results:
             print(f"  {r.name.split(':')[0]}: {r.note}")
-        print("  (ours: best-on-validation weights; the seed: final weights, no per-epoch validation in its time)")
+        print("  (ours: the weights TrainConfig.select names, the last epoch's by default; the seed: final weights, "
+              "no per-epoch validation in its time)")
 
 
 if __name__ == "__main__":

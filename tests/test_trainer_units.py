@@ -390,3 +390,48 @@ def test_training_accuracy_under_mixup_counts_the_label_that_dominates_the_mix(m
                      lambda *a: None, progress=False)
     assert history["val_accuracy"].iloc[-1] == 1.0  # the task is easy: the model knows the classes
     assert history["train_accuracy"].iloc[-1] >= 0.95
+
+
+def _noisy_task(seed: int = 0):
+    """Two classes a tiny CNN half-learns: validation accuracy goes up and down from epoch to epoch."""
+    folds = ten_folds(per_fold=8, seed=seed)
+    y = torch.from_numpy(np.arange(len(folds)) % 2).long()
+    x = spectrograms(len(folds), seed=seed, mels=16, frames=32) * 0.3
+    x[:, :4] += (y[:, None, None].float() * 2 - 1) * 1.5  # a weak cue under the noise
+    return x.half(), y, split_by_fold(folds, 10, 9)
+
+
+@pytest.mark.parametrize("select", ["last", "best-val"])
+def test_fit_returns_the_weights_select_names(select):
+    """select="last": the last epoch's weights and its validation accuracy; "best-val": the epoch with the best
+    validation accuracy (the first of equals). Either way best_epoch/best_val_accuracy are the best epoch's."""
+    from audioclf.trainer import TrainConfig, fit
+
+    x, y, split = _noisy_task(seed=1)
+    cfg = TrainConfig(arch="cnn", width=4, epochs=6, batch_size=16, lr=5e-2, augment=False, channels_last=False,
+                      select=select)
+    snapshots = {}
+    model = AudioClassifier("cnn", 2, width=4)
+
+    def log_scalar(tag, value, epoch):  # the last scalar of an epoch: the model holds that epoch's weights
+        if tag == "lr/lr":
+            snapshots[epoch] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    chosen, history = fit(model, x, y, split, cfg, torch.device("cpu"), log_scalar, progress=False)
+    val = history["val_accuracy"].to_numpy()
+    best_epoch = int(np.argmax(val)) + 1
+    assert best_epoch < len(history), "the task must make the best epoch differ from the last"
+    assert (chosen["best_epoch"], chosen["best_val_accuracy"]) == (best_epoch, val.max())
+    epoch = len(history) if select == "last" else best_epoch
+    assert (chosen["epoch"], chosen["val_accuracy"]) == (epoch, val[epoch - 1])
+    for name, tensor in chosen["state"].items():
+        assert torch.equal(tensor, snapshots[epoch][name]), name
+
+
+def test_fit_rejects_an_unknown_select_mode():
+    from audioclf.trainer import TrainConfig, fit
+
+    x, y, split = _noisy_task()
+    with pytest.raises(ValueError, match="--select 'best'"):
+        fit(AudioClassifier("cnn", 2, width=4), x, y, split, TrainConfig(width=4, epochs=1, select="best"),
+            torch.device("cpu"), lambda *a: None, progress=False)
