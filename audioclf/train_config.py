@@ -62,6 +62,16 @@ class TrainConfig:
         return cfg
 
 
+def named_config(text: str, bases: dict[str, TrainConfig]) -> tuple[str, TrainConfig]:
+    """'NAME=BASE:key=value,key=value' -> (NAME, ``bases[BASE]`` with those fields changed), as the benchmarks
+    take configs on their command line. Raises ValueError saying what is wrong."""
+    name, _, rest = text.partition("=")
+    base, _, changes = rest.partition(":")
+    if not name or base not in bases:
+        raise ValueError(f"expected NAME=BASE:key=value,... with BASE one of {', '.join(bases)}")
+    return name, bases[base].with_changes(changes)
+
+
 def _convert(value: str, example, annotation: str):
     if value.lower() == "none":
         return None

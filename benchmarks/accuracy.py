@@ -66,6 +66,7 @@ from audioclf.models import AudioClassifier  # noqa: E402
 from audioclf.preprocess import extract_features  # noqa: E402
 from audioclf.sources import detect_layout  # noqa: E402
 from audioclf.synthetic import GENERATOR_VERSION, generate_dataset  # noqa: E402
+from audioclf.train_config import named_config  # noqa: E402
 from audioclf.trainer import (OLD_DEFAULTS, Split, TrainConfig, default_val_fold, fit, load_features,  # noqa: E402
                               predict_logits, split_by_fold)
 
@@ -79,13 +80,8 @@ RESULT_COLUMNS = ["config", "spec", "data", "test_fold", "val_fold", "accuracy",
 # ----------------------------------------------------------------------------- configs
 def parse_config(text: str) -> tuple[str, TrainConfig]:
     """'NAME=BASE:key=value,key=value' -> (NAME, the base TrainConfig with those fields changed)."""
-    name, _, rest = text.partition("=")
-    base, _, changes = rest.partition(":")
-    if not name or base not in BASES:
-        raise argparse.ArgumentTypeError(f"--config {text!r}: expected NAME=BASE:key=value,... with BASE one of "
-                                         f"{', '.join(BASES)}")
     try:
-        return name, BASES[base].with_changes(changes)
+        return named_config(text, BASES)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"--config {text!r}: {exc}") from exc
 

@@ -54,7 +54,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from audioclf.train_config import OLD_DEFAULTS, TrainConfig  # noqa: E402  (no torch import: --report stays light)
+from audioclf.train_config import OLD_DEFAULTS, TrainConfig, named_config  # noqa: E402  (no torch import: --report stays light)
 
 RESULT_COLUMNS = ["config", "pack", "spec", "test_fold", "val_fold", "seed", "accuracy", "f1_macro", "acc_tta",
                   "acc_last", "val_accuracy", "train_accuracy", "best_epoch", "epochs", "wall_s"]
@@ -104,15 +104,11 @@ BASES = {"defaults": TrainConfig(), "old-defaults": OLD_DEFAULTS}
 def parse_spec(text: str) -> tuple[str, str, TrainConfig]:
     """'NAME=BASE:key=value,...[@PACK]' -> (NAME, PACK, TrainConfig)."""
     body, _, pack = text.partition("@")
-    name, _, rest = body.partition("=")
-    base, _, changes = rest.partition(":")
-    if not name or base not in BASES:
-        raise argparse.ArgumentTypeError(f"--config {text!r}: expected NAME=BASE:key=value,...[@PACK] with BASE one "
-                                         f"of {', '.join(BASES)}")
     try:
-        return name, pack, BASES[base].with_changes(changes)
+        name, cfg = named_config(body, BASES)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"--config {text!r}: {exc}") from exc
+    return name, pack, cfg
 
 
 # ----------------------------------------------------------------------------- one run
