@@ -31,6 +31,7 @@ from audioclf import tracking
 from audioclf.cli import positive_float, positive_int
 from audioclf.search import (OBJECTIVE_SERIES, OBJECTIVE_TITLE, SEARCHABLE, clearml_ranges, max_epochs,
                              space_from, training_argv)
+from audioclf.train_config import TrainConfig
 
 REPO_ROOT = Path(__file__).resolve().parent
 OPTIMIZER_REQUIREMENTS = REPO_ROOT / "requirements-controller.txt"
@@ -130,7 +131,7 @@ def run_offline(args: argparse.Namespace, parser: argparse.ArgumentParser, space
         trial.set_user_attr("run_dir", result["run_dir"])
         trial.set_user_attr("model", result["model_path"])
         trial.set_user_attr("test_accuracy", result["test"]["accuracy"])
-        return result["best_val_accuracy"]
+        return result["model_val_accuracy"]  # the validation accuracy of the weights the trial keeps
 
     study.optimize(objective, n_trials=args.trials, catch=(TrialFailed,))
     table = trials_table(study, space)
@@ -293,6 +294,18 @@ def train_args_pairs(text: str) -> list[tuple[str, str]]:
     return pairs
 
 
+def objective_sign(args: argparse.Namespace, base_task: str) -> str:
+    """How ClearML reads a trial's objective from its accuracy/val series: the validation accuracy of the weights
+    the trial keeps. "max": the last value, for training's --select last (the default); "max_global": the best
+    epoch's, for --select best-val, and for a --base-task-id task from before --select (it kept its best epoch)."""
+    select = dict(train_args_pairs(args.train_args)).get("select")
+    if select is None and args.base_task_id:
+        from clearml import Task
+
+        select = Task.get_task(task_id=base_task).get_parameter("Args/select") or "best-val"
+    return "max_global" if (select or TrainConfig().select) == "best-val" else "max"
+
+
 def make_optimizer(args: argparse.Namespace, space, base_task: str):
     from clearml.automation import HyperParameterOptimizer, RandomSearch
 
@@ -309,7 +322,8 @@ def make_optimizer(args: argparse.Namespace, space, base_task: str):
                      "optuna_pruner": _pruner(optuna, args, space)}
     return HyperParameterOptimizer(
         base_task_id=base_task, hyper_parameters=clearml_ranges(space), objective_metric_title=OBJECTIVE_TITLE,
-        objective_metric_series=OBJECTIVE_SERIES, objective_metric_sign="max_global", optimizer_class=strategy,
+        objective_metric_series=OBJECTIVE_SERIES, objective_metric_sign=objective_sign(args, base_task),
+        optimizer_class=strategy,
         execution_queue=args.trials_queue, max_number_of_concurrent_tasks=args.concurrent,
         optimization_time_limit=args.time_limit, total_max_jobs=args.trials, pool_period_min=args.poll_seconds / 60,
         # OptimizerOptuna aborts a trial that reaches max_iteration_per_job: one past the last epoch, so that every

@@ -41,9 +41,9 @@ def test_offline_search_of_three_trials_picks_the_best_validation_accuracy(featu
     complete = table[table["state"] == "COMPLETE"]
     best = result["best"]
     assert best["val_accuracy"] == pytest.approx(complete["objective"].max())
-    # The objective is what the trial's own training run chose its checkpoint by (validation, never test).
+    # The objective is the validation accuracy of the weights the trial kept (validation, never test).
     metrics = json.loads((Path(best["run_dir"]) / "metrics.json").read_text())
-    assert metrics["best_val_accuracy"] == pytest.approx(best["val_accuracy"])
+    assert metrics["model_val_accuracy"] == pytest.approx(best["val_accuracy"])
     assert metrics["test"]["accuracy"] == pytest.approx(best["test_accuracy"])
     assert Path(best["model"]).is_file() and metrics["train_config"]["epochs"] == 2
     for row in table.itertuples():  # every trial trained with the values the table records
@@ -123,6 +123,17 @@ def test_train_args_become_args_pairs_for_the_base_task():
         ("width", "24"), ("no_amp", "True"), ("test_fold", "9")]
     with pytest.raises(ValueError, match="--train-args"):
         optimize.train_args_pairs("width 24")
+
+
+@pytest.mark.parametrize("train_args,sign", [
+    ("--width 24", "max"),  # training's default --select last: the weights kept are the last epoch's
+    ("--select last", "max"),
+    ("--width 8 --select best-val", "max_global"),  # the best epoch's
+    ("--select=best-val", "max_global"),
+])
+def test_the_online_objective_reads_the_validation_accuracy_of_the_weights_a_trial_keeps(train_args, sign):
+    args = optimize.build_parser().parse_args(["--dataset-id", "x", f"--train-args={train_args}"])
+    assert optimize.objective_sign(args, "unused-base-task") == sign
 
 
 @pytest.mark.parametrize("argv,needle", [
