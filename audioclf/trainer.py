@@ -173,6 +173,15 @@ def _finite_state(state: dict) -> bool:
     return all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
 
 
+def _snapshot(model: nn.Module, which: str, lr: float) -> dict:
+    """A CPU copy of ``model``'s weights; NonFiniteError (naming ``which`` weights) when one is not finite."""
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    if not _finite_state(state):
+        raise NonFiniteError(f"the weights {which} are not finite: training diverged, and no model was saved. "
+                             f"Lower --lr (now {lr})")
+    return state
+
+
 def fit(
     model: AudioClassifier,
     x: torch.Tensor,
@@ -298,10 +307,8 @@ def fit(
         log_scalar("lr/lr", row["lr"], epoch)
         bar.set_postfix(loss=f"{row['train_loss']:.3f}", val_acc=f"{row['val_accuracy']:.3f}")
         if row["val_accuracy"] > best["val_accuracy"]:
-            state = {k: v.detach().cpu().clone() for k, v in eval_model.state_dict().items()}
-            if not _finite_state(state):
-                raise NonFiniteError(f"the weights stopped being finite at epoch {epoch}: training diverged, and no "
-                                     f"model was saved. Lower --lr (now {cfg.lr})")
+            # Only best-val returns these weights; "last" needs just the epoch and its accuracy.
+            state = _snapshot(eval_model, f"of epoch {epoch}", cfg.lr) if cfg.select == "best-val" else None
             best = {"val_accuracy": row["val_accuracy"], "epoch": epoch, "state": state}
         if checkpoint_path is not None:
             save_checkpoint(checkpoint_path, epoch=epoch, model=model.state_dict(),
@@ -311,9 +318,6 @@ def fit(
                             history=history, train_config=cfg.to_dict(), folds=[split.test_fold, split.val_fold])
     chosen = best
     if cfg.select == "last" and history:
-        state = {k: v.detach().cpu().clone() for k, v in eval_model.state_dict().items()}
-        if not _finite_state(state):
-            raise NonFiniteError(f"the weights of the last epoch are not finite: training diverged, and no model was "
-                                 f"saved. Lower --lr (now {cfg.lr})")
-        chosen = {"val_accuracy": history[-1]["val_accuracy"], "epoch": history[-1]["epoch"], "state": state}
+        chosen = {"val_accuracy": history[-1]["val_accuracy"], "epoch": history[-1]["epoch"],
+                  "state": _snapshot(eval_model, "of the last epoch", cfg.lr)}
     return {**chosen, "best_epoch": best["epoch"], "best_val_accuracy": best["val_accuracy"]}, pd.DataFrame(history)

@@ -435,3 +435,27 @@ def test_fit_rejects_an_unknown_select_mode():
     with pytest.raises(ValueError, match="--select 'best'"):
         fit(AudioClassifier("cnn", 2, width=4), x, y, split, TrainConfig(width=4, epochs=1, select="best"),
             torch.device("cpu"), lambda *a: None, progress=False)
+
+
+@pytest.mark.parametrize("select, where", [("last", "of the last epoch"), ("best-val", "of epoch 1")])
+def test_fit_refuses_weights_that_stop_being_finite_while_the_loss_stays_finite(select, where):
+    """A batch-norm statistic that becomes infinite leaves the training loss finite (training mode uses the
+    batch's statistics) but the saved model would predict garbage: fit raises before returning any weights."""
+    from audioclf.trainer import NonFiniteError, TrainConfig, fit
+
+    x, y, split = _noisy_task()
+    cfg = TrainConfig(arch="cnn", width=4, epochs=2, batch_size=16, lr=1e-2, augment=False, channels_last=False,
+                      select=select)
+    model = AudioClassifier("cnn", 2, width=4)
+    running_var = next(buf for name, buf in model.named_buffers() if name.endswith("running_var"))
+    losses = []
+
+    def log_scalar(tag, value, epoch):
+        if tag == "loss/train":
+            losses.append(value)
+        if tag == "lr/lr" and epoch == 1:  # after epoch 1's validation, before its weights are kept
+            running_var.fill_(float("inf"))
+
+    with pytest.raises(NonFiniteError, match=f"weights {where} are not finite: training diverged.*--lr"):
+        fit(model, x, y, split, cfg, torch.device("cpu"), log_scalar, progress=False)
+    assert losses and all(np.isfinite(losses))
