@@ -7,8 +7,9 @@
     python benchmarks/accuracy.py --configs defaults --config wide=defaults:width=48,epochs=40
 
 For every test fold (validation: the fold before it) each config trains on the
-other folds, picks its checkpoint on the validation fold only, and is tested
-once on the test fold. The table gives per-fold accuracy, mean ± std of
+other folds, keeps the weights its ``select`` names (the last epoch's, or the
+best on the validation fold; the test fold takes part in no choice), and is
+tested once on the test fold. The table gives per-fold accuracy, mean ± std of
 accuracy and macro-F1 over the folds (population std, as UrbanSound8K papers
 report) and the mean wall time per fold.
 
