@@ -54,7 +54,8 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from audioclf.train_config import OLD_DEFAULTS, TrainConfig, named_config  # noqa: E402  (no torch import: --report stays light)
+# train_config imports no torch: --report stays light.
+from audioclf.train_config import OLD_DEFAULTS, TrainConfig, named_config  # noqa: E402
 
 RESULT_COLUMNS = ["config", "pack", "spec", "test_fold", "val_fold", "seed", "accuracy", "f1_macro", "acc_tta",
                   "acc_last", "val_accuracy", "train_accuracy", "best_epoch", "epochs", "wall_s"]
