@@ -1,9 +1,15 @@
 """The integration suite's server, agents and users (fixtures are registered by conftest.py): a real ClearML server, real clearml-agents, and the project as a user has it.
 
-- Server: the one named by CLEARML_API_HOST, CLEARML_API_ACCESS_KEY and CLEARML_API_SECRET_KEY (and
-  CLEARML_FILES_HOST, CLEARML_WEB_HOST) when they are set, so that anyone can point the suite at their own
-  server; otherwise the test server kept in this folder, ``clearml_server/start.sh`` (the open-source ClearML
-  server with in-memory storage; see its README.md), on free ports for this session, stopped after it.
+- Server, in this order:
+  1. the one named by CLEARML_API_HOST, CLEARML_API_ACCESS_KEY and CLEARML_API_SECRET_KEY (and
+     CLEARML_FILES_HOST, CLEARML_WEB_HOST), only with the explicit opt-in ``AUDIOCLF_IT_SERVER=1``: the suite
+     writes to that server, so having credentials configured is not enough;
+  2. a test-server launcher named by ``AUDIOCLF_TEST_SERVER``: a folder with ``start.sh`` (prints ``export
+     CLEARML_...`` lines; honours CLEARML_LOCAL_API_PORT / CLEARML_LOCAL_FILES_PORT) and ``stop.sh``, started on
+     free ports for this session and stopped after it (CI passes ``../shared/clearml-server``);
+  3. otherwise every integration test is skipped, with one line saying how to get a server.
+- Everything the suite creates lives in one project of this session (``names``) and on queues of this session
+  (``agents``); both are deleted from the server at the end (``cleanup.py``), so a real server keeps nothing.
 - Project: a snapshot of this working tree (committed or not) as its own git repository whose ``origin`` is
   itself, so the tasks record a repository and a commit that the agents can clone.
 - Agents: real ``clearml-agent`` daemons on queues unique to the session (so a real server's other queues and
@@ -33,7 +39,6 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
-TEST_SERVER = HERE / "clearml_server"
 SERVER_VARS = ("CLEARML_API_HOST", "CLEARML_API_ACCESS_KEY", "CLEARML_API_SECRET_KEY")
 PASSED_VARS = SERVER_VARS + ("CLEARML_FILES_HOST", "CLEARML_WEB_HOST")
 PYTHON = sys.executable  # the project's .venv python
@@ -55,20 +60,46 @@ class Server:
         return "\n".join(log.read_text(errors="replace").splitlines()[-lines:]) if log and log.is_file() else ""
 
 
+NO_SERVER = ("no ClearML server for the integration tests: start one (the official docker compose, "
+             "https://clear.ml/docs/latest/docs/deploying_clearml/clearml_server_linux_mac), export CLEARML_API_HOST, "
+             "CLEARML_FILES_HOST, CLEARML_API_ACCESS_KEY, CLEARML_API_SECRET_KEY and AUDIOCLF_IT_SERVER=1; or set "
+             "AUDIOCLF_TEST_SERVER to a test-server folder with start.sh and stop.sh")
+
+
+def server_source(environ) -> tuple[str, str | None]:
+    """Which server the suite uses: ("configured", None), ("launcher", folder) or ("none", why)."""
+    if environ.get("AUDIOCLF_IT_SERVER") == "1":
+        missing = [v for v in SERVER_VARS if not environ.get(v)]
+        if missing:
+            return "none", f"AUDIOCLF_IT_SERVER=1 but {', '.join(missing)} not set"
+        return "configured", None
+    launcher = environ.get("AUDIOCLF_TEST_SERVER")
+    if launcher:
+        folder = Path(launcher).expanduser().resolve()
+        if not (folder / "start.sh").is_file() or not (folder / "stop.sh").is_file():
+            return "none", f"AUDIOCLF_TEST_SERVER={launcher}: no start.sh and stop.sh there"
+        return "launcher", str(folder)
+    if all(environ.get(v) for v in SERVER_VARS):
+        return "none", ("CLEARML_API_* are set but the suite writes to that server only with AUDIOCLF_IT_SERVER=1 "
+                        "(it creates and then deletes one project and its queues)")
+    return "none", NO_SERVER
+
+
 @pytest.fixture(scope="session")
 def server(tmp_path_factory):
-    if all(os.environ.get(v) for v in SERVER_VARS):
+    kind, detail = server_source(os.environ)
+    if kind == "none":
+        pytest.skip(detail)
+    if kind == "configured":
         yield Server(env={k: os.environ[k] for k in PASSED_VARS if os.environ.get(k)})
         return
-    start = TEST_SERVER / "start.sh"
-    if not start.is_file():
-        pytest.skip("no ClearML server for the integration tests: set CLEARML_API_HOST, CLEARML_API_ACCESS_KEY and "
-                    f"CLEARML_API_SECRET_KEY (and CLEARML_FILES_HOST) to use yours, or provide {start}")
+    launcher = Path(detail)
     ports = {"CLEARML_LOCAL_API_PORT": str(_free_port()), "CLEARML_LOCAL_FILES_PORT": str(_free_port())}
     env = {**os.environ, **ports}
-    started = subprocess.run(["bash", str(start)], env=env, capture_output=True, text=True, timeout=900)
+    started = subprocess.run(["bash", str(launcher / "start.sh")], env=env, capture_output=True, text=True,
+                             timeout=900)
     if started.returncode != 0:
-        pytest.fail(f"could not start the test server ({start}):\n{started.stderr[-3000:]}")
+        pytest.fail(f"could not start the test server ({launcher}/start.sh):\n{started.stderr[-3000:]}")
     values = dict(line[len("export "):].split("=", 1) for line in started.stdout.splitlines()
                   if line.startswith("export "))
     home = Path(os.environ.get("CLEARML_TEST_SERVER_HOME",
@@ -76,7 +107,7 @@ def server(tmp_path_factory):
     try:
         yield Server(env=values, logs=home / f"logs-{ports['CLEARML_LOCAL_API_PORT']}")
     finally:
-        subprocess.run(["bash", str(TEST_SERVER / "stop.sh")], env=env, capture_output=True, timeout=120)
+        subprocess.run(["bash", str(launcher / "stop.sh")], env=env, capture_output=True, timeout=120)
 
 
 @pytest.fixture(scope="session")
@@ -201,6 +232,7 @@ def agents(server, project, tmp_path_factory):
             except subprocess.TimeoutExpired:
                 os.killpg(with_children, signal.SIGKILL)
             log.close()
+        delete_from_server(server, project, base / "cleanup", queues=list(queues.values()))
 
 
 def _wait_for_workers(user: User, queues: list[str], timeout: float = 120) -> None:
@@ -241,10 +273,29 @@ def task_id_in(done: subprocess.CompletedProcess) -> str:
     return found[-1]
 
 
+def delete_from_server(server: Server, project: Path, home: Path, **what: list[str]) -> None:
+    """Delete the named projects (with all they hold) and queues from the server (cleanup.py), and check they
+    are gone: a suite that leaves things behind on a user's server fails."""
+    env = User(server, project, home).env()
+    answers = []
+    for query in (what, {**what, "check": True}):
+        done = subprocess.run([PYTHON, str(HERE / "cleanup.py"), json.dumps(query)], cwd=project, env=env,
+                              capture_output=True, text=True, timeout=300)
+        if done.returncode != 0:
+            pytest.fail(f"cleanup {query} failed:\n{done.stderr[-3000:]}")
+        answers.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    deleted, left = answers
+    if deleted["errors"] or any(left.values()):
+        pytest.fail(f"the cleanup left things on the server: deleted {deleted}, still there {left}")
+
+
 @pytest.fixture(scope="session")
-def names():
-    """A project of this session only, so that a real server's projects are never touched."""
-    return {"project": f"audioclf-it-{secrets.token_hex(3)}"}
+def names(server, project, tmp_path_factory):
+    """A project of this session only, so that a real server's projects are never touched; deleted at the end
+    with everything in it (tasks, datasets, models, pipelines)."""
+    created = {"project": f"audioclf-it-{secrets.token_hex(3)}"}
+    yield created
+    delete_from_server(server, project, tmp_path_factory.mktemp("cleanup"), projects=[created["project"]])
 
 
 @pytest.fixture(scope="session")

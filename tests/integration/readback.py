@@ -4,7 +4,7 @@
 
 Queries: ``task`` (``"brief": true`` for status only), ``dataset``, ``model`` (``"load": true`` also downloads
 the weights and loads them with audioclf.models.load_model), ``served_queues`` (the names of those queues that
-have an agent), ``project_tasks`` (the tasks of a project, optionally ``"name"``), ``dataset_exists``.
+have an agent), ``project_tasks`` (the tasks of a project, optionally ``"name"``), ``dataset_exists``, ``model_exists``.
 """
 
 from __future__ import annotations
@@ -119,6 +119,13 @@ def dataset_exists(dataset_id: str) -> bool:
     return True
 
 
+def model_exists(model_id: str) -> bool:
+    from clearml.backend_api.session.client import APIClient
+
+    answer = APIClient().session.send_request("models", "get_all", json={"id": [model_id], "only_fields": ["id"]})
+    return bool(answer.json().get("data", {}).get("models"))
+
+
 def answer(query: dict):
     if "task" in query:
         return task_record(query["task"], query.get("brief", False), query.get("log", 0))
@@ -132,6 +139,8 @@ def answer(query: dict):
         return project_tasks(query["project_tasks"], query.get("name"))
     if "dataset_exists" in query:
         return dataset_exists(query["dataset_exists"])
+    if "model_exists" in query:
+        return model_exists(query["model_exists"])
     raise SystemExit(f"unknown query {query}")
 
 
