@@ -24,12 +24,14 @@ def main(request: dict) -> dict:
         answer = send("projects", "get_all_ex", json={"name": f"^{re.escape(name)}$", "only_fields": ["id", "name"],
                                                       "search_hidden": True})
         for project in answer.json().get("data", {}).get("projects", []):
-            # Models first, one by one: the server's own cascade (projects.delete with delete_contents) also
-            # works, but the in-memory test server cannot run its model step (mongomock has no array filters).
-            for model_id in _models_under(send, name):
-                gone = send("models", "delete", json={"model": model_id, "force": True})
-                if not gone.ok:
-                    done["errors"].append(f"models.delete {model_id}: {gone.status_code} {gone.text[:300]}")
+            # Tasks, then models, one by one, then the project: the server's own cascade (projects.delete with
+            # delete_contents) does all of it, but the in-memory test server cannot run its model steps while a
+            # task still refers to a model (mongomock has no array filters).
+            for kind, ids in (("tasks", _tasks_under(send, name)), ("models", _models_under(send, name))):
+                for entity in ids:
+                    gone = send(kind, "delete", json={kind[:-1]: entity, "force": True})
+                    if not gone.ok:
+                        done["errors"].append(f"{kind}.delete {entity}: {gone.status_code} {gone.text[:300]}")
             deleted = send("projects", "delete", json={"project": project["id"], "force": True,
                                                        "delete_contents": True})
             if deleted.ok:
@@ -52,6 +54,15 @@ def _projects_under(send, name: str) -> list[str]:
     answer = send("projects", "get_all_ex", json={"name": f"^{re.escape(name)}(/|$)", "only_fields": ["id"],
                                                   "search_hidden": True})
     return [p["id"] for p in answer.json().get("data", {}).get("projects", [])]
+
+
+def _tasks_under(send, name: str) -> list[str]:
+    projects = _projects_under(send, name)
+    if not projects:
+        return []
+    answer = send("tasks", "get_all", json={"project": projects, "only_fields": ["id"], "search_hidden": True,
+                                            "_allow_extra_fields_": True})
+    return [t["id"] for t in answer.json().get("data", {}).get("tasks", [])]
 
 
 def _models_under(send, name: str) -> list[str]:

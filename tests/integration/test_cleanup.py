@@ -1,5 +1,6 @@
-"""The suite leaves nothing on the server: a project with a task, a dataset, a model and a pipeline-like hidden
-subproject, and a queue, are all gone after the session's cleanup (the same call the fixtures make)."""
+"""The suite leaves nothing on the server: a project with a task, a dataset, a model, a pipeline-like hidden
+subproject with a task using the model, and a queue, are all gone after the session's cleanup (the same call the
+fixtures make)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ def test_cleanup_deletes_the_project_with_everything_in_it_and_the_queues(user, 
         dataset.add_files(str(p))
         dataset.finalize(auto_upload=True)
         hidden = Task.create(project_name={project + "/.pipelines/some pipeline"!r}, task_name="step")
+        hidden.set_input_model(model_id=model.id)  # a task that uses the model, as predict or serving does
         APIClient().queues.create(name={queue!r})
         print("model", model.id)
         print("dataset", dataset.id)
