@@ -5,6 +5,7 @@
     python benchmarks/accuracy.py --folds 1,4,7,10 --budget 300      # 4 folds, 300 s of training per config
     python benchmarks/accuracy.py --budget defaults                  # each fold: the defaults' wall time for all
     python benchmarks/accuracy.py --configs defaults --config wide=defaults:width=48,epochs=40
+    python benchmarks/accuracy.py --folds 1,4,7,10 --seeds 0,1,2       # 3 training seeds: error bars
 
 For every test fold (validation: the fold before it) each config trains on the
 other folds, keeps the weights its ``select`` names (the last epoch's, or the
@@ -12,6 +13,18 @@ best on the validation fold; the test fold takes part in no choice), and is
 tested once on the test fold. The table gives per-fold accuracy, mean ± std of
 accuracy and macro-F1 over the folds (population std, as UrbanSound8K papers
 report) and the mean wall time per fold.
+
+``--seeds 0,1,2`` runs every config on every fold once per training seed (the
+seed of TrainConfig; the seed example's loop seeds torch with it), so that a
+reader of any single-fold number knows its error bar. Per-fold cells and the
+mean ± std over folds then use each fold's mean over seeds; "seed std" is the
+std over seeds of one fold's accuracy (ddof 1), averaged over the folds: the
+error bar of a single run on one fold; "SE/fold" is that over sqrt(seeds), the
+error bar of a fold's mean over seeds. Every config after the first is compared
+with the first, paired by fold and seed: the mean difference ± its SE (over the
+folds' mean differences; over the seeds with one fold) and the runs won, tied
+and lost. Without --seeds each config runs with its own seed (TrainConfig's
+default, 0).
 
 Configs: ``defaults`` (training.py's defaults, audioclf.trainer.TrainConfig),
 ``old-defaults`` (the compact CNN and settings used before the defaults were
@@ -32,8 +45,9 @@ defaults took for their own schedule on that fold (they run first): equal time
 that follows the machine, so that runs on machines of different speed, or a run
 resumed in another session, compare the same recipes.
 
-Results go to --results (CSV, one row per config and fold) as they come: a
-rerun with the same file skips what is done, so a long run can be resumed.
+Results go to --results (CSV, one row per config, fold and seed) as they come:
+a rerun with the same file skips what is done, so a long run can be resumed; a
+CSV written before the seed column counts as seed 0 (the training default).
 Time on a quiet machine: a background job skews wall times and budgets.
 """
 
@@ -41,6 +55,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import math
 import os
 import shlex
@@ -74,8 +89,10 @@ from audioclf.trainer import (OLD_DEFAULTS, Split, TrainConfig, default_val_fold
 SEED_EPOCHS = 10
 BUDGET_MARGIN = 0.95  # ours plan their epochs for 95 % of the budget: a slow epoch must not overrun it
 BASES = {"defaults": TrainConfig(), "old-defaults": OLD_DEFAULTS}
-RESULT_COLUMNS = ["config", "spec", "data", "test_fold", "val_fold", "accuracy", "f1_macro", "val_accuracy",
-                  "train_accuracy", "epochs", "best_epoch", "wall_s", "budget_s", "num_train", "num_test"]
+RESULT_COLUMNS = ["config", "spec", "data", "test_fold", "val_fold", "seed", "accuracy", "f1_macro",
+                  "val_accuracy", "train_accuracy", "epochs", "best_epoch", "wall_s", "budget_s", "num_train",
+                  "num_test"]
+DEFAULT_SEED = TrainConfig().seed  # the seed of rows written before the seed column, and of the seed loop
 
 
 # ----------------------------------------------------------------------------- configs
@@ -98,6 +115,46 @@ def parse_budget(text: str) -> float | str:
     if not seconds > 0:
         raise argparse.ArgumentTypeError(f"--budget {text!r}: expected seconds (> 0) or 'defaults'")
     return seconds
+
+
+def seed_list(text: str) -> list[int]:
+    """'--seeds': training seeds like 0,1,2 (the syntax of --folds, without 'all')."""
+    try:
+        seeds = parse_fold_list(text)
+    except ValueError:
+        seeds = None
+    if not seeds:
+        raise argparse.ArgumentTypeError(f"--seeds takes seed numbers like 0,1,2; got {text!r}")
+    return seeds
+
+
+def fold_list(text: str) -> list[int]:
+    """'--folds': 'all' -> [] (every fold of the data); '1,4,7' -> [1, 4, 7]."""
+    try:
+        folds = parse_fold_list(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--folds takes 'all' or fold numbers like 1,4,7,10; got {text!r}") from None
+    return folds or []
+
+
+def read_results(path: Path) -> pd.DataFrame:
+    """The results CSV (empty when absent). Older files lack columns: ``data`` (rows from unknown data, never
+    reused) and ``seed`` (rows trained with the default seed, DEFAULT_SEED). ValueError for a file that is
+    not such a table."""
+    if not path.is_file():
+        return pd.DataFrame(columns=RESULT_COLUMNS)
+    try:
+        done = pd.read_csv(path)
+    except (ValueError, UnicodeDecodeError) as exc:  # ParserError and EmptyDataError are ValueErrors
+        raise ValueError(f"--results {path} is not a readable CSV ({exc}); move it away to start afresh") from exc
+    missing = [c for c in ("config", "spec", "test_fold", "accuracy") if c not in done.columns]
+    if missing:
+        raise ValueError(f"--results {path} lacks the columns {missing}: not a results file of this benchmark")
+    if "data" not in done.columns:
+        done["data"] = None
+    done["seed"] = (pd.to_numeric(done["seed"], errors="coerce") if "seed" in done.columns
+                    else pd.Series(float("nan"), index=done.index)).fillna(DEFAULT_SEED).astype(int)
+    return done
 
 
 def spec_of(cfg: TrainConfig | str) -> str:
@@ -157,9 +214,10 @@ def run_ours(cfg: TrainConfig, x, y, split: Split, device, num_classes: int) -> 
 
 
 def run_seed(root: Path, index: pd.DataFrame, x, y, split: Split, device, num_classes: int,
-             budget: float | None) -> dict:
-    """The seed's loop for SEED_EPOCHS epochs, or until ``budget`` seconds; its final weights."""
-    torch.manual_seed(0)
+             budget: float | None, seed: int = DEFAULT_SEED) -> dict:
+    """The seed's loop for SEED_EPOCHS epochs, or until ``budget`` seconds; its final weights. ``seed`` seeds
+    torch (the weights and the loader's shuffling)."""
+    torch.manual_seed(seed)
     started = time.perf_counter()
     model = AudioClassifier("resnet18", num_classes, level_norm=False)
     train_x = x[torch.from_numpy(split.train)].float()
@@ -220,20 +278,62 @@ def measured_epoch_time(row: dict) -> tuple[float, float]:
 
 
 # ----------------------------------------------------------------------------- report
-def report(results: pd.DataFrame, order: list[str], folds: list[int]) -> str:
+def _paired(rows: pd.DataFrame, base: pd.Series) -> str:
+    """'diff ± SE  won/tied/lost' of ``rows`` against ``base`` (accuracy by (test_fold, seed)), paired by fold
+    and seed. The SE is over the folds' mean differences (folds are the independent units; seeds within a fold
+    share its data), or over the runs when there is one fold."""
+    paired = rows.set_index(["test_fold", "seed"])["accuracy"].to_frame().join(base.rename("base"), how="inner")
+    if paired.empty:
+        return "-"
+    diff = paired["accuracy"] - paired["base"]
+    per_fold = diff.groupby(level="test_fold").mean()
+    units = per_fold if len(per_fold) > 1 else diff
+    se = units.std(ddof=1) / math.sqrt(len(units)) if len(units) > 1 else float("nan")
+    return (f"{diff.mean():+.3f} ± {se:.3f}  {int((diff > 0).sum())}/{int((diff == 0).sum())}/"
+            f"{int((diff < 0).sum())}")
+
+
+def report(results: pd.DataFrame, order: list[str], folds: list[int], seeds: list[int] | None = None) -> str:
+    """One line per config: per-fold accuracy (mean over ``seeds``), mean ± std over folds of accuracy and
+    macro-F1, the seed spread (mean std over seeds; its per-fold SE), the paired difference to the first
+    config, wall time and epochs. ``seeds`` None: one run per config and fold, each with its own seed."""
+    if seeds is None:  # one run per config and fold, each with its config's own seed: pair by fold
+        results = results.assign(seed=DEFAULT_SEED)
+        seeds = [DEFAULT_SEED]
+    present = [name for name in order if (results["config"] == name).any()]
+    base = (results[results["config"] == present[0]].set_index(["test_fold", "seed"])["accuracy"]
+            if present else pd.Series(dtype=float))
     lines = []
     head = f"{'config':14s}" + "".join(f"{f'f{f}':>7s}" for f in folds)
-    lines.append(head + "   accuracy mean±std   macro-F1 mean±std   wall s/fold  epochs")
+    vs = f"vs {present[0]}: diff ± SE  won/tied/lost" if present else ""
+    lines.append(head + f"   accuracy mean±std   macro-F1 mean±std   seed std (SE/fold)   {vs:36s}"
+                 "wall s/fold  epochs")
     for name in order:
-        rows = results[results["config"] == name].set_index("test_fold")
+        rows = results[results["config"] == name]
         if rows.empty:
             continue
-        cells = "".join(f"{rows.loc[f, 'accuracy']:7.3f}" if f in rows.index else f"{'-':>7s}" for f in folds)
-        done = rows.loc[[f for f in folds if f in rows.index]]
-        lines.append(f"{name:14s}{cells}   {done['accuracy'].mean():.3f} ± {done['accuracy'].std(ddof=0):.3f}"
-                     f"       {done['f1_macro'].mean():.3f} ± {done['f1_macro'].std(ddof=0):.3f}"
-                     f"       {done['wall_s'].mean():7.0f}  {done['epochs'].mean():6.1f}"
-                     + ("" if len(done) == len(folds) else f"   ({len(done)}/{len(folds)} folds)"))
+        by_fold = rows.groupby("test_fold")[["accuracy", "f1_macro", "wall_s", "epochs"]].mean()
+        by_fold = by_fold.loc[[f for f in folds if f in by_fold.index]]
+        cells = "".join(f"{by_fold.loc[f, 'accuracy']:7.3f}" if f in by_fold.index else f"{'-':>7s}" for f in folds)
+        per_fold = rows.groupby("test_fold")["accuracy"]
+        spread = pd.DataFrame({"std": per_fold.std(ddof=1), "n": per_fold.size()}).dropna()
+        spread = spread[spread["n"] > 1]
+        seed_cell = (f"{spread['std'].mean():.3f} ({(spread['std'] / np.sqrt(spread['n'])).mean():.3f})"
+                     if len(spread) else "-")
+        paired = "-" if name == present[0] else _paired(rows, base)
+        expected = len(folds) * len(seeds)
+        lines.append(f"{name:14s}{cells}   {by_fold['accuracy'].mean():.3f} ± {by_fold['accuracy'].std(ddof=0):.3f}"
+                     f"       {by_fold['f1_macro'].mean():.3f} ± {by_fold['f1_macro'].std(ddof=0):.3f}"
+                     f"       {seed_cell:14s}       {paired:36s}"
+                     f"{by_fold['wall_s'].mean():7.0f}      {by_fold['epochs'].mean():6.1f}"
+                     + ("" if len(rows) >= expected else f"   ({len(rows)}/{expected} runs)"))
+    if len(seeds) > 1:
+        lines.append(f"seeds {seeds}: cells and mean ± std over folds use each fold's mean over seeds. seed std: "
+                     "the std over seeds of one fold's accuracy, averaged over folds (the error bar of one run "
+                     "on one fold); SE/fold: that / sqrt(seeds) (of a fold's mean over seeds).")
+    if len(present) > 1:
+        lines.append(f"diff: accuracy minus {present[0]}'s on the same fold and seed, mean ± SE over the folds' "
+                     "mean differences (over the runs with one fold); runs won/tied/lost.")
     return "\n".join(lines)
 
 
@@ -245,7 +345,12 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser.add_argument("--num-clips", type=int, default=1200,
                         help="synthetic: clips, with the real fold and class distribution (default: %(default)s)")
     parser.add_argument("--data-seed", type=int, default=0, help="synthetic: seed (default: %(default)s)")
-    parser.add_argument("--folds", default="all", help="test folds: 'all' or a list like 1,4,7,10 (default: all)")
+    parser.add_argument("--folds", type=fold_list, default="all",
+                        help="test folds: 'all' or a list like 1,4,7,10 (default: all)")
+    parser.add_argument("--seeds", type=seed_list, default=None,
+                        help="training seeds, a list like 0,1,2: every config runs on every fold once per seed, "
+                             "and the report gives the spread over seeds (default: each config's own seed, "
+                             f"{DEFAULT_SEED} for the defaults)")
     parser.add_argument("--budget", type=parse_budget, default=None,
                         help="wall seconds of training per config and fold, or 'defaults': on each fold the wall "
                              "time the defaults took for their own epochs (default: each config's own epochs)")
@@ -273,18 +378,20 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     args.work_dir.mkdir(parents=True, exist_ok=True)
     results_path = args.results or args.work_dir / "accuracy.csv"
     command = shlex.join(["python", *(sys.argv if argv is None else [sys.argv[0], *argv])])
+    try:  # before the data: a bad --results file stops the run at once
+        done = read_results(results_path)
+    except ValueError as exc:
+        parser.error(str(exc))
 
     root, index, info = prepare(args, device)
     x = load_features(lambda rel: root / rel, index["feature_path"].tolist(), tuple(info["shape"]), progress=False)
     y = torch.from_numpy(index["label"].to_numpy()).long()
     fold_of = index["fold"].to_numpy()
     available = sorted(int(f) for f in np.unique(fold_of))
-    wanted = parse_fold_list(args.folds)
-    folds = available if wanted is None else wanted
+    folds = args.folds or available
     if set(folds) - set(available):
-        parser.error(f"--folds {args.folds}: the data has the folds {available}")
+        parser.error(f"--folds {','.join(map(str, folds))}: the data has the folds {available}")
     num_classes = len(info["class_names"])
-    done = pd.read_csv(results_path) if results_path.is_file() else pd.DataFrame(columns=RESULT_COLUMNS)
     configs = {name: (extra.get(name) or BASES.get(name)) for name in order}
     if args.budget == "defaults":  # the others' rows depend on the defaults' recipe too
         budget_tag = f"budget-defaults-{spec_of(configs['defaults'])}"
@@ -293,24 +400,30 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     print(f"{len(index)} clips of {info['root']} ({info['layout']}), {num_classes} classes, folds {folds}; "
           f"{torch.get_num_threads()} torch threads on {device}; results -> {results_path}", flush=True)
 
-    if "data" not in done.columns:  # a CSV from before the column: its rows are not known to match this data
-        done["data"] = None
-    specs = {name: spec_of(f"seed|{SEED_EPOCHS}" if configs[name] is None else configs[name]) + f"-{budget_tag}"
-             for name in order}
+    # Rounds of (config, seed) runs, each over every fold, the configs in order (the defaults first when they set
+    # the budget). With --seeds one round per seed, seed-major: an interrupted run leaves whole seeds, the first
+    # being the usual single-seed table. Without it one round, each config with its own seed.
+    own_seed = {name: DEFAULT_SEED if configs[name] is None else configs[name].seed for name in order}
+    rounds = ([[(name, seed) for name in order] for seed in args.seeds] if args.seeds
+              else [[(name, own_seed[name]) for name in order]])
+    runs: dict[tuple[str, int], tuple[TrainConfig | None, str]] = {}  # (config, seed) -> what runs, its spec
+    for name, seed in (key for one in rounds for key in one):
+        cfg = None if configs[name] is None else replace(configs[name], seed=seed)
+        runs[name, seed] = cfg, spec_of(f"seed|{SEED_EPOCHS}" if cfg is None else cfg) + f"-{budget_tag}"
     timing_of: dict[str, tuple[float, float]] = {}  # config -> (s per epoch, set-up s) on this machine
-    for fold in folds:
+    for keys, fold in itertools.product(rounds, folds):
         split = split_by_fold(fold_of, fold, default_val_fold(fold, available))
         budget = args.budget if args.budget != "defaults" else None
-        for name in order:
-            cfg, spec = configs[name], specs[name]
+        for name, seed in keys:
+            cfg, spec = runs[name, seed]
             previous = done[(done["config"] == name) & (done["spec"] == spec) & (done["data"] == info["data"])
-                            & (done["test_fold"] == fold)]
+                            & (done["test_fold"] == fold) & (done["seed"] == seed)]
             if not previous.empty:
                 if args.budget == "defaults" and name == "defaults":
                     budget = float(previous["wall_s"].iloc[-1])
                 continue
             if cfg is None:
-                row = run_seed(root, index, x, y, split, device, num_classes, budget)
+                row = run_seed(root, index, x, y, split, device, num_classes, budget, seed=seed)
             else:
                 if budget is not None:
                     if name not in timing_of:
@@ -325,8 +438,10 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
             if args.budget == "defaults" and name == "defaults":
                 budget = row["wall_s"]
             row = {"config": name, "spec": spec, "data": info["data"], "test_fold": fold, "val_fold": split.val_fold,
-                   **row, "budget_s": budget, "num_train": len(split.train), "num_test": len(split.test)}
-            print(f"fold {fold:2d} {name:14s} accuracy {row['accuracy']:.3f}  macro-F1 {row['f1_macro']:.3f}  "
+                   "seed": seed, **row, "budget_s": budget, "num_train": len(split.train),
+                   "num_test": len(split.test)}
+            print(f"fold {fold:2d} seed {seed} {name:14s} accuracy {row['accuracy']:.3f}  "
+                  f"macro-F1 {row['f1_macro']:.3f}  "
                   f"val {row['val_accuracy']:.3f}  train {row['train_accuracy']:.3f}  {row['epochs']} epochs "
                   f"(best {row['best_epoch']})  {row['wall_s']:.0f} s", flush=True)
             done = pd.concat([frame for frame in (done, pd.DataFrame([row])) if not frame.empty], ignore_index=True)
@@ -334,8 +449,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
             done.to_csv(tmp, index=False)
             os.replace(tmp, results_path)
 
-    mine = done[done.apply(lambda r: specs.get(r["config"]) == r["spec"] and r["data"] == info["data"]
-                           and r["test_fold"] in folds, axis=1)]
+    mine = done[done.apply(lambda r: runs.get((r["config"], int(r["seed"])), (None, None))[1] == r["spec"]
+                           and r["data"] == info["data"] and r["test_fold"] in folds, axis=1)]
     if not args.budget:
         timing = "each config its own epochs"
     elif args.budget == "defaults":
@@ -343,15 +458,16 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     else:
         timing = f"{args.budget:g} s per config and fold"
     print()
-    print(f"accuracy over folds {folds} ({timing})")
+    seeds = f"seeds {args.seeds}" if args.seeds else "each config's own seed"
+    print(f"accuracy over folds {folds}, {seeds} ({timing})")
     print(f"command: {command}")
     print(f"data:    {len(index)} clips, {info['layout']} layout, {info['root']}")
-    print(report(mine, order, folds))
+    print(report(mine, order, folds, args.seeds))
     for name in order:
         cfg = configs[name]
         described = ("seed: resnet18, SGD 0.002 momentum 0.9, StepLR(3, 0.1), batch 4, 10 epochs" if cfg is None
                      else ", ".join(f"{k}={v}" for k, v in asdict(cfg).items()
-                                    if k not in {"amp", "channels_last", "compile"}))
+                                    if k not in {"amp", "channels_last", "compile", *(["seed"] if args.seeds else [])}))
         print(f"  {name}: {described}")
     return mine
 
