@@ -306,7 +306,7 @@ def report(results: pd.DataFrame, order: list[str], folds: list[int], seeds: lis
     lines = []
     head = f"{'config':14s}" + "".join(f"{f'f{f}':>7s}" for f in folds)
     vs = f"vs {present[0]}: diff ± SE  won/tied/lost" if present else ""
-    lines.append(head + f"   accuracy mean±std   macro-F1 mean±std   seed std (SE/fold)   {vs:36s}"
+    lines.append(head + f"   accuracy mean±std   macro-F1 mean±std   train-val   seed std (SE/fold)   {vs:40s}"
                  "wall s/fold  epochs")
     for name in order:
         rows = results[results["config"] == name]
@@ -321,16 +321,23 @@ def report(results: pd.DataFrame, order: list[str], folds: list[int], seeds: lis
         seed_cell = (f"{spread['std'].mean():.3f} ({(spread['std'] / np.sqrt(spread['n'])).mean():.3f})"
                      if len(spread) else "-")
         paired = "-" if name == present[0] else _paired(rows, base)
+        # The last epoch's training accuracy (on the augmented batches) minus the validation accuracy: how much
+        # the config fits the training folds beyond what carries over (a runner without it, the seed's, shows -).
+        gap = (rows["train_accuracy"] - rows["val_accuracy"]).groupby(rows["test_fold"]).mean().dropna() \
+            if "train_accuracy" in rows else pd.Series(dtype=float)
+        gap_cell = f"{gap.mean():+.3f}" if len(gap) else "-"
         expected = len(folds) * len(seeds)
         lines.append(f"{name:14s}{cells}   {by_fold['accuracy'].mean():.3f} ± {by_fold['accuracy'].std(ddof=0):.3f}"
                      f"       {by_fold['f1_macro'].mean():.3f} ± {by_fold['f1_macro'].std(ddof=0):.3f}"
-                     f"       {seed_cell:14s}       {paired:36s}"
+                     f"       {gap_cell:>6s}      {seed_cell:14s}       {paired:40s}"
                      f"{by_fold['wall_s'].mean():7.0f}      {by_fold['epochs'].mean():6.1f}"
                      + ("" if len(rows) >= expected else f"   ({len(rows)}/{expected} runs)"))
     if len(seeds) > 1:
         lines.append(f"seeds {seeds}: cells and mean ± std over folds use each fold's mean over seeds. seed std: "
                      "the std over seeds of one fold's accuracy, averaged over folds (the error bar of one run "
                      "on one fold); SE/fold: that / sqrt(seeds) (of a fold's mean over seeds).")
+    lines.append("train-val: the last epoch's training accuracy (augmented batches) minus the validation accuracy, "
+                 "mean over folds: above 0 the config fits the training folds better than it generalizes.")
     if len(present) > 1:
         lines.append(f"diff: accuracy minus {present[0]}'s on the same fold and seed, mean ± SE over the folds' "
                      "mean differences (over the runs with one fold); runs won/tied/lost.")

@@ -127,7 +127,10 @@ def test_report_gives_fold_means_seed_spread_and_paired_difference():
         for fold, accs in a.items():
             for seed, acc in enumerate(accs):
                 rows.append({"config": name, "test_fold": fold, "seed": seed, "accuracy": acc + shift[fold],
-                             "f1_macro": acc, "wall_s": 10.0, "epochs": 2})
+                             "f1_macro": acc, "wall_s": 10.0, "epochs": 2,
+                             # A fits its training folds by 0.2 beyond validation on fold 1, 0.1 on fold 2; B not
+                             "train_accuracy": (0.9 if fold == 1 else 0.8) if name == "A" else float("nan"),
+                             "val_accuracy": 0.7})
     text = accuracy.report(pd.DataFrame(rows), ["A", "B"], [1, 2], [0, 1, 2])
     line_a, line_b = [ln for ln in text.splitlines() if ln[:2] in ("A ", "B ")]
     # A: fold means 0.6 and 0.8 -> 0.700 ± 0.100 over folds; seed std 0.1 on fold 1, 0 on fold 2 -> 0.050,
@@ -136,6 +139,9 @@ def test_report_gives_fold_means_seed_spread_and_paired_difference():
     # B - A: +0.04 mean; SE over the two folds' mean differences (0.1, -0.02): std 0.0849 / sqrt(2) = 0.060
     assert f"+0.040 ± {math.sqrt(((0.1 - 0.04) ** 2 + (-0.02 - 0.04) ** 2) / 1) / math.sqrt(2):.3f}" in line_b
     assert "+0.040 ± 0.060  3/0/3" in line_b
+    # the train-val gap: mean over folds of (0.2, 0.1) for A; none recorded for B (as the seed's runner)
+    assert "   +0.150      0.050 (0.029)" in line_a
+    assert "     -      " in line_b and "+0.150" not in line_b
     # a config missing runs says so
     partial = accuracy.report(pd.DataFrame(rows[:-1]), ["A", "B"], [1, 2], [0, 1, 2])
     assert "(5/6 runs)" in partial
