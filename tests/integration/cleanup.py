@@ -27,8 +27,9 @@ def main(request: dict) -> dict:
             # Tasks, then models, one by one, then the project: the server's own cascade (projects.delete with
             # delete_contents) does all of it, but the in-memory test server cannot run its model steps while a
             # task still refers to a model (mongomock has no array filters).
-            for kind, ids in (("tasks", _tasks_under(send, name)), ("models", _models_under(send, name))):
-                for entity in ids:
+            # Each list is read when its turn comes: deleting a task deletes its output models too.
+            for kind, listed in (("tasks", _tasks_under), ("models", _models_under)):
+                for entity in listed(send, name):
                     gone = send(kind, "delete", json={kind[:-1]: entity, "force": True})
                     if not gone.ok:
                         done["errors"].append(f"{kind}.delete {entity}: {gone.status_code} {gone.text[:300]}")
