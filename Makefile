@@ -20,7 +20,7 @@ endif
 	$(PY) -m pip install --upgrade-strategy only-if-needed -r requirements.txt
 	touch $@
 
-$(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
+$(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt requirements-serving.txt
 	$(PY) -m pip install --upgrade-strategy only-if-needed -r requirements-dev.txt
 	touch $@
 

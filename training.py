@@ -66,13 +66,16 @@ def build_parser() -> argparse.ArgumentParser:
                        help="fold held out for testing (default: the dataset's last fold: 10 for UrbanSound8K, "
                             "5 for ESC-50)")
     folds.add_argument("--val-fold", type=int, default=None,
-                       help="fold used to pick the best epoch (default: the fold before the test fold)")
+                       help="fold held out for validation: its loss and accuracy are reported every epoch, decide "
+                            "--patience and, with --select best-val, which epoch's weights are kept (default: the "
+                            "fold before the test fold)")
     folds.add_argument("--folds", type=fold_list, default=None,
                        help="cross-validation: 'all' or a list like 1,2,3 of test folds, one model each, each with "
                             "the fold before it for validation (default: only --test-fold)")
     opt = parser.add_argument_group("optimisation")
     opt.add_argument("--epochs", type=positive_int, default=_DEFAULTS.epochs, help="epochs (default: %(default)s)")
-    opt.add_argument("--batch-size", type=positive_int, default=_DEFAULTS.batch_size, help="(default: %(default)s)")
+    opt.add_argument("--batch-size", type=positive_int, default=_DEFAULTS.batch_size,
+                     help="examples per batch through the model: clips per training step (default: %(default)s)")
     opt.add_argument("--lr", type=positive_float, default=_DEFAULTS.lr,
                      help="peak learning rate of the one-cycle schedule, AdamW (default: %(default)s)")
     opt.add_argument("--weight-decay", type=non_negative_float, default=_DEFAULTS.weight_decay,
@@ -109,7 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     reg.add_argument("--select", choices=SELECT_MODES, default=_DEFAULTS.select,
                      help="the weights tested and saved: the last epoch's, or those with the best validation "
                           "accuracy (default: %(default)s; chosen by cross-validation, see the README)")
-    opt.add_argument("--seed", type=int, default=_DEFAULTS.seed, help="(default: %(default)s)")
+    opt.add_argument("--seed", type=int, default=_DEFAULTS.seed,
+                     help="random seed of the training this run does (initial weights, batch order, augmentation) "
+                          "(default: %(default)s)")
     opt.add_argument("--resume", type=Path, default=None,
                      help="continue from a checkpoint.pt written by an interrupted run with the same arguments")
     hw = parser.add_argument_group("hardware")
@@ -274,7 +279,8 @@ def _train_fold(args: argparse.Namespace, run: tracking.Run, test_fold: int, val
     run.artifact(f"confusion_matrix{tag}", confusion)
     run.artifact(f"metrics{tag}", metrics)
     name = "audio classifier" if cv_fold is None else f"audio classifier fold {cv_fold}"
-    model_id = _register_model(run, model_path, name, class_names, info["feature_config"], tag)
+    model_id = _register_model(run, model_path, name, class_names, info["feature_config"], tag,
+                               tags=[tracking.SERVING_TAG] if cv_fold is None else None)
     if model_id:
         metrics["model_id"] = model_id
     if cv_fold is None:
@@ -302,12 +308,13 @@ def _log_samples(run: tracking.Run, x: torch.Tensor, y: torch.Tensor, split, y_p
 
 
 def _register_model(run: tracking.Run, model_path, name: str, class_names: list[str], feature_config: dict,
-                    tag: str) -> str | None:
+                    tag: str, tags: list[str] | None = None) -> str | None:
     """Online: a ClearML OutputModel with the label enumeration and feature config, its weights uploaded to
     --storage or the files server (named explicitly: under an agent Task.init(output_uri=...) is ignored,
     and without a destination only a file:// path on the training machine would be recorded). Returns its
     id. Offline the SDK's OutputModel is broken (clearml 2.1.12), so the file goes into the session as an
-    artifact."""
+    artifact. ``tags``: the model's tags (tracking.SERVING_TAG on a run's final model, for serve.py
+    --auto-update)."""
     if run.offline:
         run.artifact(f"model{tag}", model_path)
         return None
@@ -315,7 +322,7 @@ def _register_model(run: tracking.Run, model_path, name: str, class_names: list[
 
     output_model = OutputModel(task=run.task, name=name, framework="PyTorch",
                                label_enumeration={c: i for i, c in enumerate(class_names)},
-                               config_dict={"feature_config": feature_config})
+                               config_dict={"feature_config": feature_config}, tags=tags)
     output_model.update_weights(weights_filename=str(model_path), upload_uri=run.upload_destination,
                                 auto_delete_file=False, async_enable=False)
     return output_model.id

@@ -1,0 +1,207 @@
+"""Serve a trained model with clearml-serving: an HTTP endpoint that takes an audio file and answers its classes.
+
+    python serve.py --model-id <model id printed by training.py or pipeline.py>
+    python serve.py --model-id <id> --auto-update     # each new training run becomes a new endpoint version
+    python serve.py --model-id <id> --endpoint sirens --top-k 5 --service-id <existing serving service>
+
+What it does, with the real ``clearml-serving`` CLI (each command is printed, so it can be repeated by hand):
+1. reuses the serving service named --service-name in --project (or --service-id), or creates it
+   (``clearml-serving create``): a ClearML task that holds the endpoints;
+2. without --auto-update, adds the endpoint --endpoint serving exactly --model-id (``clearml-serving model
+   add --engine custom --preprocess serving/preprocess.py``);
+   with --auto-update, follows the models of --model-id's project and name that carry the tag training.py
+   puts on its model (``audioclf-serving``): the newest --max-versions are served as <endpoint>/1, /2, ...
+   (``model auto-update``), and <endpoint> itself routes to the newest (``model canary
+   --input-endpoint-prefix <endpoint>/``);
+3. prints the command that starts the inference process and the curl line that classifies a file.
+
+The inference process (``uvicorn clearml_serving.serving.main:app``) runs anywhere with this repository's
+requirements and requirements-serving.txt installed, started from the repository root (or after ``pip install
+.``), and ClearML credentials; it reads the endpoints from the service and picks up changes within
+CLEARML_SERVING_POLL_FREQ minutes (default 5). See docs/serving.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+from audioclf import tracking
+from audioclf.cli import positive_float, positive_int
+
+PREPROCESS = Path(__file__).resolve().parent / "serving" / "preprocess.py"
+CONTROL_PLANE_TAG = "serving-control-plane"  # clearml-serving's system tag on its service tasks
+ENDPOINT_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+
+
+def _endpoint(value: str) -> str:
+    if not ENDPOINT_RE.match(value):
+        raise argparse.ArgumentTypeError(f"{value!r}: letters, digits, '_', '.' and '-' only (it is a URL path "
+                                         "segment; versions are added as <endpoint>/<n>)")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model-id", required=True,
+                        help="ClearML model id to serve (training.py and pipeline.py print it)")
+    parser.add_argument("--endpoint", type=_endpoint, default="audio_classifier",
+                        help="endpoint name: the URL is /serve/<endpoint> (default: %(default)s)")
+    parser.add_argument("--auto-update", action="store_true",
+                        help=f"serve the newest models with --model-id's project and name and the tag "
+                             f"'{tracking.SERVING_TAG}' (training.py sets it) as <endpoint>/1, /2, ..., with "
+                             "<endpoint> routed to the newest (default: serve exactly --model-id)")
+    parser.add_argument("--max-versions", type=positive_int, default=2,
+                        help="with --auto-update: how many of the newest models stay served (default: %(default)s)")
+    service = parser.add_argument_group("serving service (a ClearML task holding the endpoints)")
+    service.add_argument("--service-id", default=None,
+                         help="use this existing serving service (default: find --service-name in --project, "
+                              "else create it)")
+    service.add_argument("--service-name", default="audioclf serving",
+                         help="name of the serving service to reuse or create (default: %(default)s)")
+    service.add_argument("--project", default=None,
+                         help="ClearML project of the serving service (default: the model's project)")
+    answer = parser.add_argument_group("answers (predict.py's flags of the same names)")
+    answer.add_argument("--top-k", type=positive_int, default=3,
+                        help="classes listed per file and per window (default: %(default)s)")
+    answer.add_argument("--window", type=positive_float, default=None,
+                        help="window length in seconds, at most the model's clip duration (default: the model's "
+                             "clip duration)")
+    answer.add_argument("--hop", type=positive_float, default=None,
+                        help="seconds between window starts (default: half the window)")
+    printed = parser.add_argument_group("the printed commands")
+    printed.add_argument("--url", default="http://127.0.0.1:8080",
+                         help="where the inference process will listen, for the printed uvicorn and curl lines "
+                              "(default: %(default)s)")
+    return parser
+
+
+def clearml_serving(*args: str) -> str:
+    """Run the real clearml-serving CLI (this interpreter's) and return its output; a failure is a clear error."""
+    command = [sys.executable, "-m", "clearml_serving", "--yes", *args]
+    print("$ clearml-serving --yes " + shlex.join(args), flush=True)
+    done = subprocess.run(command, capture_output=True, text=True)
+    output = done.stdout + done.stderr
+    # The CLI prints "Error: ..." and exits 1 on a failure it catches.
+    if done.returncode != 0 or re.search(r"^Error: ", output, re.MULTILINE):
+        last = [line for line in output.splitlines() if line.strip()][-5:]
+        command = " ".join(a for a in args[2 if args[:1] == ("--id",) else 0:][:2] if not a.startswith("-"))
+        raise RuntimeError(f"clearml-serving {command} failed (exit {done.returncode}): " + " | ".join(last))
+    return output
+
+
+def find_model(model_id: str) -> dict:
+    """The model's name, project name and tags; a LookupError naming the id when the server has no such model."""
+    from clearml import Model, Task
+
+    try:
+        model = Model(model_id=model_id)
+        name, project_id, tags = model.name, model.project, list(model.tags or [])
+    except Exception as exc:  # the SDK raises ValueError, ResourceNotFound... for an unknown id
+        raise LookupError(f"--model-id {model_id}: no such model on {tracking._api_host()} "
+                          f"({type(exc).__name__}: {exc})") from None
+    if not model.url:
+        raise LookupError(f"--model-id {model_id}: the model has no weights file to serve")
+    project = Task._get_project_name(project_id) if project_id else None
+    return {"id": model_id, "name": name, "project": project, "tags": tags}
+
+
+def find_or_create_service(args: argparse.Namespace, project: str) -> tuple[str, bool]:
+    """(service task id, created?)."""
+    from clearml import Task
+
+    if args.service_id:
+        task = Task.get_task(task_id=args.service_id)
+        if CONTROL_PLANE_TAG not in (task.get_system_tags() or []):
+            raise LookupError(f"--service-id {args.service_id}: not a clearml-serving service task")
+        return task.id, False
+    found = Task.query_tasks(project_name=project, task_name=f"^{re.escape(args.service_name)}$",
+                             task_filter={"type": ["service"], "system_tags": [CONTROL_PLANE_TAG],
+                                          "status": ["created", "in_progress"], "order_by": ["-last_update"]})
+    if found:
+        return found[0], False
+    output = clearml_serving("create", "--name", args.service_name, "--project", project)
+    match = re.search(r"created: id=([0-9a-f]+)", output)
+    if not match:
+        raise RuntimeError(f"clearml-serving create printed no service id:\n{output[-1000:]}")
+    return match.group(1), True
+
+
+def aux_config(args: argparse.Namespace) -> list[str]:
+    """serving/preprocess.py's settings as --aux-config key=value pairs."""
+    pairs = [f"top_k={args.top_k}"]
+    if args.window is not None:
+        pairs.append(f"window_s={args.window}")
+    if args.hop is not None:
+        pairs.append(f"hop_s={args.hop}")
+    return ["--aux-config", *pairs]
+
+
+def configure(args: argparse.Namespace) -> dict:
+    """Create or reuse the service and add the endpoint; returns what was set up."""
+    from clearml.config import config_obj
+
+    config_obj.set_overrides({"api": {"http": tracking._FAST_FAIL_HTTP}})  # an unreachable server fails in seconds
+    model = find_model(args.model_id)
+    project = args.project or model["project"]
+    if not project:
+        raise LookupError(f"--model-id {args.model_id}: the model is in no project; give --project")
+    if args.auto_update and tracking.SERVING_TAG not in model["tags"]:
+        raise LookupError(f"--auto-update follows models tagged '{tracking.SERVING_TAG}', and model {args.model_id} "
+                          f"has tags {model['tags']}: serve it without --auto-update, or add the tag in the UI")
+    service_id, created = find_or_create_service(args, project)
+    common = ["--engine", "custom", "--endpoint", args.endpoint, "--preprocess", str(PREPROCESS), *aux_config(args)]
+    if args.auto_update:
+        clearml_serving("--id", service_id, "model", "auto-update", *common, "--project", model["project"],
+                        "--name", model["name"], "--tags", tracking.SERVING_TAG,
+                        "--max-versions", str(args.max_versions))
+        # <endpoint> itself: always the highest version (the newest model).
+        clearml_serving("--id", service_id, "model", "canary", "--endpoint", args.endpoint, "--weights", "1",
+                        "--input-endpoint-prefix", f"{args.endpoint}/")
+    else:
+        clearml_serving("--id", service_id, "model", "add", *common, "--model-id", args.model_id)
+    return {"service_id": service_id, "created": created, "project": project, "model": model,
+            "endpoint": args.endpoint, "auto_update": args.auto_update}
+
+
+def instructions(setup: dict, url: str) -> str:
+    port = url.rsplit(":", 1)[-1].strip("/") if re.search(r":\d+/?$", url) else "8080"
+    endpoint = setup["endpoint"]
+    lines = [
+        f"serving service: {setup['service_id']} ({'created' if setup['created'] else 'reused'}, project "
+        f"{setup['project']!r})",
+        (f"endpoint: /serve/{endpoint} -> the newest model named {setup['model']['name']!r} tagged "
+         f"'{tracking.SERVING_TAG}' in {setup['model']['project']!r}; /serve/{endpoint}/<n> -> version n"
+         if setup["auto_update"] else f"endpoint: /serve/{endpoint} -> model {setup['model']['id']}"),
+        "start the inference process (from the repository root, with requirements-serving.txt installed):",
+        f"  CLEARML_SERVING_TASK_ID={setup['service_id']} python -m uvicorn clearml_serving.serving.main:app "
+        f"--host 0.0.0.0 --port {port}",
+        "classify a file:",
+        f"  curl -X POST {url.rstrip('/')}/serve/{endpoint} -H 'Content-Type: audio/wav' --data-binary @clip.wav",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = build_parser().parse_args(argv)
+    offline, why = tracking.decide_offline(False)
+    if offline:
+        tracking.fail(f"serving needs a ClearML server, and this machine is offline: {why}")
+    try:
+        setup = configure(args)
+    except (LookupError, RuntimeError, ValueError) as exc:
+        tracking.fail(str(exc))
+    print(instructions(setup, args.url))
+    return setup
+
+
+if __name__ == "__main__":
+    try:
+        main(sys.argv[1:])
+    except KeyboardInterrupt:
+        print("interrupted: serve.py stopped", file=sys.stderr)
+        sys.exit(130)
