@@ -25,7 +25,7 @@ from __future__ import annotations
 import os
 import re
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -259,12 +259,32 @@ _PLAIN_FORMATS = frozenset({"WAV", "WAVEX", "W64", "RF64", "AIFF", "AU"})  # unc
 _NO_SIZE = (0, 0xFFFFFFFF)  # data sizes that streaming writers leave in the header
 
 
+AUDIO_INFO_COLUMNS = ("filepath", "duration_s", "samplerate", "channels", "frames", "format", "subtype")
+
+
 @dataclass
 class ClipReport:
-    """The clips to use and the ones left out, with the reason (columns filepath, reason)."""
+    """The clips to use and the ones left out, with the reason (columns filepath, reason), and the header of
+    every kept clip as the probe read it (``audio_info``: AUDIO_INFO_COLUMNS, one row per row of ``kept``)."""
 
     kept: pd.DataFrame
     skipped: pd.DataFrame
+    audio_info: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(AUDIO_INFO_COLUMNS)))
+
+
+@dataclass(frozen=True)
+class ClipHeader:
+    """What a clip's header says (the fields of ``soundfile.info``); duration_s = frames / samplerate."""
+
+    samplerate: int
+    channels: int
+    frames: int
+    format: str
+    subtype: str
+
+    @property
+    def duration_s(self) -> float:
+        return self.frames / self.samplerate if self.samplerate > 0 else 0.0
 
 
 def _wav_truncation(path: Path, size: int) -> str | None:
@@ -303,32 +323,41 @@ def probe_clip(path: Path | str) -> str | None:
     Plain PCM, u-law and A-law clips with a sound header are accepted without decoding every frame;
     float and compressed ones (FLAC, ADPCM, ...) are decoded in blocks to the end.
     """
+    return inspect_clip(path)[0]
+
+
+def inspect_clip(path: Path | str) -> tuple[str | None, ClipHeader | None]:
+    """(reason, header): :func:`probe_clip`'s reason, and the header it read on the way (None when the file
+    has no readable header), so the integrity pass also gives the audio report without opening a file twice."""
     path = Path(path)
     try:
         size = path.stat().st_size
     except FileNotFoundError:
-        return MISSING
+        return MISSING, None
     except OSError as exc:
-        return f"unreadable: {exc.strerror or exc}"
+        return f"unreadable: {exc.strerror or exc}", None
     if not path.is_file():
-        return MISSING
+        return MISSING, None
     if size == 0:
-        return "empty file (0 bytes)"
+        return "empty file (0 bytes)", None
+    header = None
     try:
         truncated = _wav_truncation(path, size)
         if truncated:
-            return truncated
+            return truncated, None
         with sf.SoundFile(str(path)) as fh:
+            header = ClipHeader(samplerate=int(fh.samplerate), channels=int(fh.channels), frames=int(fh.frames),
+                                format=str(fh.format), subtype=str(fh.subtype))
             if fh.format in _PLAIN_FORMATS and fh.subtype in _PLAIN_SUBTYPES:
-                return None if fh.frames > 0 else "zero frames"
+                return (None if fh.frames > 0 else "zero frames"), header
             frames = 0
             for block in fh.blocks(blocksize=1 << 16, dtype="float32", always_2d=True):
                 if not np.isfinite(block).all():
-                    return "NaN or Inf samples"
+                    return "NaN or Inf samples", header
                 frames += block.shape[0]
     except (sf.LibsndfileError, RuntimeError, ValueError, OSError) as exc:
-        return _decode_error(exc)
-    return None if frames > 0 else "zero frames"
+        return _decode_error(exc), header
+    return (None if frames > 0 else "zero frames"), header
 
 
 def unlisted_files(root: Path, audio_dir: str, listed: set[str]) -> list[str]:
@@ -359,10 +388,13 @@ def check_clips(table: pd.DataFrame, root: Path, audio_dir: str = "audio", liste
     root = Path(root)
     paths = table["filepath"].astype(str).tolist()
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        reasons = list(tqdm(pool.map(lambda rel: probe_clip(root / rel), paths), total=len(paths),
-                            desc="checking clips", unit="clip", disable=not progress))
+        probed = list(tqdm(pool.map(lambda rel: inspect_clip(root / rel), paths), total=len(paths),
+                           desc="checking clips", unit="clip", disable=not progress))
+    reasons = [reason for reason, _ in probed]
     bad = [(p, r) for p, r in zip(paths, reasons) if r is not None]
     extra = [(p, UNLISTED) for p in unlisted_files(root, audio_dir, set(paths) if listed is None else listed)]
     skipped = pd.DataFrame(sorted(bad + extra), columns=list(SKIPPED_COLUMNS))
     kept = table[[r is None for r in reasons]].reset_index(drop=True)
-    return ClipReport(kept=kept, skipped=skipped)
+    info = pd.DataFrame([(p, h.duration_s, h.samplerate, h.channels, h.frames, h.format, h.subtype)
+                         for p, (r, h) in zip(paths, probed) if r is None], columns=list(AUDIO_INFO_COLUMNS))
+    return ClipReport(kept=kept, skipped=skipped, audio_info=info)

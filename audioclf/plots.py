@@ -64,3 +64,26 @@ def spectrogram_png(spec: np.ndarray, path: Path, title: str) -> Path:
     ax.set_title(title)
     fig.tight_layout()
     return save_figure(fig, path, 90)
+
+
+def audio_properties_png(durations: np.ndarray, bin_edges: np.ndarray, reference_s: float,
+                         counts: dict[str, dict[str, int]], path: Path, title: str) -> Path:
+    """2 x 2 panels: the duration histogram with a dashed line at ``reference_s`` (the feature duration), then
+    one bar chart per entry of ``counts`` ({panel name: {label: clips}}: sample rate, channels, format)."""
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7))
+    ax = axes[0, 0]
+    ax.hist(durations, bins=bin_edges, color="tab:blue")
+    ax.axvline(reference_s, color="crimson", linestyle="--", label=f"features: {reference_s:g} s")
+    ax.set_xlabel("duration (s)")
+    ax.set_ylabel("clips")
+    ax.legend(loc="upper left")
+    for ax, (name, bars) in zip(axes.flat[1:], counts.items()):
+        labels = list(bars)
+        ax.bar(range(len(labels)), [bars[k] for k in labels], color="tab:blue")
+        ax.set_xticks(range(len(labels)), labels, rotation=30 if len(labels) > 3 else 0,
+                      ha="right" if len(labels) > 3 else "center")
+        ax.set_xlabel(name)
+        ax.set_ylabel("clips")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return save_figure(fig, path, 110)

@@ -31,16 +31,21 @@ def test_get_data_online(user, datasets):
     assert {"raw", "audio"} <= set(task["tags"]) and {"raw", "audio"} <= set(dataset["tags"])
     assert dataset["final"] and dataset["parents"] == []
     audio = [f for f in dataset["files"] if f.endswith(".wav")]
-    assert len(audio) == 20 and {"metadata.csv", "label_map.csv", "metadata/UrbanSound8K.csv"} <= set(dataset["files"])
-    # The dataset's own page: the metadata table and the label map each under its own title, the class
-    # histogram, one audio sample per class.
-    assert {"metadata", "label_map"} <= set(dataset["artifacts"])
-    assert {"metadata", "label_map"} <= set(dataset["tables"])
+    assert len(audio) == 20 and {"metadata.csv", "label_map.csv", "audio_info.csv",
+                                 "metadata/UrbanSound8K.csv"} <= set(dataset["files"])
+    # The dataset's own page: the metadata table, the label map and the per-clip audio headers each under its
+    # own title, the class histogram, the audio-properties figure, one audio sample per class.
+    assert {"metadata", "label_map", "audio_info"} <= set(dataset["artifacts"])
+    assert {"metadata", "label_map", "audio_info"} <= set(dataset["tables"])
     assert {"metric": "Class distribution", "variant": "clips", "type": "bar"} in dataset["plots"]
+    assert {"metric": "Audio properties", "variant": "clips", "type": "bar"} in dataset["plots"]
     classes = {s["series"] for s in dataset["debug_samples"] if s["title"] == "Audio sample"}
     assert classes and len(classes) == len({f.split("/")[-1].split("-")[1] for f in audio})
     # The script's task has the histogram and the tables too.
     assert {"metric": "Class distribution", "variant": "clips", "type": "bar"} in task["plots"]
+    assert {"metric": "Audio properties", "variant": "clips", "type": "bar"} in task["plots"]
+    assert "audio_info" in task["artifacts"]
+    assert "audio: 20 clips: " in datasets["raw_output"]
 
 
 def test_preprocessing_online_makes_a_child_without_audio(user, datasets):
