@@ -12,8 +12,12 @@ original columns) -> table checks (columns, folds, classes, duplicates: a
 problem stops the run here) -> clip checks (files missing on disk, files not
 listed, clips that do not decode: skipped, listed in skipped_clips.csv with the
 reason, never trained on) -> a dataset with the audio, the original metadata
-folder, ``metadata.csv`` and ``label_map.csv``, tagged, with the table as an
-artifact and a class-distribution histogram. Prints the dataset id for
+folder, ``metadata.csv``, ``label_map.csv`` and ``audio_info.csv`` (each clip's
+duration, sample rate, channels and format, from the headers the clip checks
+read), tagged, with the table as an artifact, a class-distribution histogram and
+an audio-properties figure (durations against the default feature length, rates,
+channels, formats; also audio_properties.png in the run folder and a printed
+summary that names unreadable clips). Prints the dataset id for
 preprocessing.py. Downloads are cached, resumed and checksum-verified;
 archives are extracted safely; the source's own files are never modified.
 """
@@ -28,7 +32,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from audioclf import atomic, metadata, plots, sources, tracking
+from audioclf import atomic, audio_stats, cli, metadata, plots, sources, tracking
 
 SKIPPED_FILE = "skipped_clips.csv"
 DEFAULT_NAMES = {metadata.URBANSOUND8K.name: "UrbanSound8K raw", metadata.ESC50.name: "ESC-50 raw"}
@@ -42,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "from GitHub), a folder or .zip/.tar/.tar.gz archive in UrbanSound8K or ESC-50 "
                              "layout, or an http(s) URL of such an archive (default: %(default)s)")
     parser.add_argument("--classes", nargs="+", default=None, metavar="CLASS",
-                        help="keep only these classes (names, space- or comma-separated); labels are re-indexed "
+                        help="keep only these classes (names, comma- or space-separated); labels are re-indexed "
                              "0..K-1 in the source's class order and the mapping is saved as label_map.csv "
                              "(default: every class)")
     parser.add_argument("--esc10", action="store_true",
@@ -50,11 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--cache-dir", type=Path, default=None,
                         help="where downloaded archives are kept, so that a second run does not download again "
                              "(default: <output-dir>/downloads)")
-    parser.add_argument("--num-clips", type=int, default=1000,
+    parser.add_argument("--num-clips", type=cli.positive_int, default=1000,
                         help="synthetic source: number of clips, 10..8690, mirroring the real fold and class "
                              "distribution (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, help="synthetic source: random seed (default: %(default)s)")
-    parser.add_argument("--workers", type=int, default=2,
+    parser.add_argument("--seed", type=int, default=0,
+                        help="random seed of the data this run makes (synthetic source) (default: %(default)s)")
+    parser.add_argument("--workers", type=cli.positive_int, default=2,
                         help="processes that generate audio (synthetic source) and threads that check that every "
                              "clip decodes (default: %(default)s)")
     parser.add_argument("--dataset-name", default=None,
@@ -68,13 +73,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 def parse_classes(values: list[str] | None) -> list[str] | None:
     """--classes a b,c -> [a, b, c]; None or nothing -> None (every class)."""
-    names = [name.strip() for value in values or [] for name in value.split(",") if name.strip()]
-    return names or None
+    return cli.name_list(values)
+
+
+def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """What can be known wrong before any download, generation or ClearML session (so a typo leaves no
+    offline session behind): the source, the classes it has, the clip count. An argparse error, exit 2."""
+    for problem in (cli.source_problem(args.source), cli.num_clips_problem(args.source, args.num_clips),
+                    cli.classes_problem(args.source, parse_classes(args.classes), args.esc10)):
+        if problem:
+            parser.error(problem)
 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = build_parser()
     args = parser.parse_args(argv)
+    check_arguments(parser, args)
     with tracking.stage("get_data", args, parser, task_type="data_processing", tags=args.tags) as run, \
             contextlib.ExitStack() as held:
         cache_dir = args.cache_dir if args.cache_dir is not None else run.output_dir / "downloads"
@@ -95,12 +109,19 @@ def main(argv: list[str] | None = None) -> dict:
         table, label_map = _reindex_if_classes_vanished(table, source, label_map)
         class_names = metadata.class_names_of(table)
         counts = table["class"].value_counts().reindex(class_names).fillna(0).astype(int)
-        dataset = _register(tracking.open_store(run), args, source, table, label_map, counts)
+        # Durations, rates, channels, formats: from the headers the clip checks read (no file opened again).
+        audio = audio_stats.describe(table, report.audio_info, skipped, audio_stats.feature_duration_s())
+        print(f"audio: {audio_stats.summary(audio)}", flush=True)
+        dataset = _register(tracking.open_store(run), args, source, table, label_map, counts, audio)
 
         run.logger.report_histogram(title="Class distribution", series="clips", values=counts.tolist(),
                                     xlabels=class_names, xaxis="class", yaxis="clips", iteration=0)
         png = plots.class_histogram_png(counts.to_dict(), run.run_dir / "class_distribution.png",
                                         f"{len(table)} clips, {len(class_names)} classes")
+        audio_stats.report(run.logger, audio)
+        audio_png = audio_stats.save_png(audio, run.run_dir / audio_stats.PNG_NAME)
+        run.artifact("audio_info", audio.table)
+        atomic.write_csv(run.run_dir / audio_stats.INFO_FILE, audio.table)
         run.table("Metadata", table.head(200))
         run.table("Classes", label_map, csv_name=metadata.LABEL_MAP_FILE)
         run.artifact("metadata", table)
@@ -108,6 +129,8 @@ def main(argv: list[str] | None = None) -> dict:
         run.output("dataset_id", dataset.id)
         result = {"dataset_id": dataset.id, "num_clips": len(table), "num_skipped": len(skipped),
                   "classes": class_names, "layout": source.layout.name, "histogram": str(png),
+                  "audio_report": str(audio_png), "audio_info": str(run.run_dir / audio_stats.INFO_FILE),
+                  "audio_summary": audio_stats.summary(audio),
                   "skipped_report": str(run.run_dir / SKIPPED_FILE), "run_dir": str(run.run_dir),
                   **run.identity()}
     print(f"raw dataset id: {dataset.id}  ({len(table)} clips, {len(class_names)} classes)")
@@ -164,11 +187,12 @@ def _report_skipped(run: tracking.Run, skipped: pd.DataFrame, source: sources.So
 
 
 def _register(store, args: argparse.Namespace, source: sources.SourceFolder, table: pd.DataFrame,
-              label_map: pd.DataFrame, counts: pd.Series):
+              label_map: pd.DataFrame, counts: pd.Series, audio: audio_stats.AudioStats):
     """Build and finalize the raw dataset: exactly the clips in ``table``, the source's metadata folder,
-    metadata.csv and label_map.csv. Files this program staged are hard-linked (the staged folder stays
-    whole until the dataset is complete, so a run killed at any point leaves a reusable stage), a user's
-    are copied. Online, the class histogram and one audio sample per class go on the dataset's own page."""
+    metadata.csv, label_map.csv and audio_info.csv (each clip's duration, rate, channels, format). Files
+    this program staged are hard-linked (the staged folder stays whole until the dataset is complete, so a
+    run killed at any point leaves a reusable stage), a user's are copied. Online, the class histogram, the
+    audio-properties figure and one audio sample per class go on the dataset's own page."""
     layout = source.layout
     name = args.dataset_name or DEFAULT_NAMES[layout.name]
     draft = store.create(name=name, project=args.project, tags=args.tags, description=source.description)
@@ -177,10 +201,12 @@ def _register(store, args: argparse.Namespace, source: sources.SourceFolder, tab
         draft.add_files(source.root / layout.meta_dir, dataset_path=layout.meta_dir, link=source.owned)
         draft.add_table(metadata.METADATA_FILE, table)
         draft.add_table(metadata.LABEL_MAP_FILE, label_map)
+        draft.add_table(audio_stats.INFO_FILE, audio.table)
         logger = getattr(draft, "logger", None)
         if logger is not None:
             logger.report_histogram(title="Class distribution", series="clips", values=counts.tolist(),
                                     xlabels=list(counts.index), xaxis="class", yaxis="clips", iteration=0)
+            audio_stats.report(logger, audio)
             for _, row in table.drop_duplicates("class").iterrows():
                 logger.report_media(title="Audio sample", series=row["class"], iteration=0,
                                     local_path=str(source.root / row["filepath"]))

@@ -1,20 +1,22 @@
 """Hyperparameter search over training.py's arguments: ClearML's HyperParameterOptimizer on agents, or Optuna here.
 
-    python optimize.py --dataset-id <features id> --queue gpu --trials 20          # online: trials run on agents
-    python optimize.py --base-task-id <training task id> --queue gpu                # clone that training task
-    python optimize.py --dataset-id <id> --queue gpu --optimizer-queue services     # the optimizer on an agent too
+    python optimize.py --dataset-id <features id> --trials-queue gpu --trials 20    # online: trials run on agents
+    python optimize.py --base-task-id <training task id> --trials-queue gpu         # clone that training task
+    python optimize.py --dataset-id <id> --optimizer-queue services                 # the optimizer on an agent too
     python optimize.py --offline --dataset-id <features id> --trials 3 --epochs 2   # no server: trials here
     python optimize.py ... --lr 1e-3:5e-3 --batch-size 32,64 --mixup 0.2 --epochs 30
 
 Searched (each LOW:HIGH, A,B,C or one fixed value): --lr, --batch-size, --mixup, --weight-decay, --model,
 --epochs. Strategy: Optuna's TPE sampler (--strategy random for random search), with median pruning of
 trials whose validation accuracy falls behind the others' at the same epoch (--no-prune to keep every trial).
-The objective is the best VALIDATION accuracy of a trial (scalar title "accuracy", series "val": the maximum
-over its epochs, the checkpoint training.py keeps); the test fold takes no part in any choice, and its
-accuracy is reported for the best trial only.
+The objective is the VALIDATION accuracy of the weights a trial keeps (training.py --select): with --select last,
+the default, its last epoch's accuracy; with --select best-val (in --train-args, or a --base-task-id task from
+before --select), its best epoch's. Online that is the scalar title "accuracy", series "val" (its last value, or
+its maximum), and the trials table, the plot and the best trial report the same number ClearML's optimizer
+maximizes. The test fold takes no part in any choice, and its accuracy is reported for the best trial only.
 
 Online, every trial is a clone of the base training task (--base-task-id, or a task created from training.py
-for --dataset-id) with its Args/ set, enqueued on --queue and run by an agent: the trials stay normal
+for --dataset-id) with its Args/ set, enqueued on --trials-queue and run by an agent: the trials stay normal
 training tasks the UI can compare. Offline, every trial is a training.py run in this process with its own run
 folder. Either way the search's run folder holds trials.csv and trials.png, and the best trial's arguments,
 task or run folder, model and test accuracy are printed and reported.
@@ -28,9 +30,9 @@ import sys
 from pathlib import Path
 
 from audioclf import tracking
-from audioclf.cli import positive_float, positive_int
-from audioclf.search import (OBJECTIVE_SERIES, OBJECTIVE_TITLE, SEARCHABLE, clearml_ranges, max_epochs,
-                             space_from, training_argv)
+from audioclf.cli import Renamed, positive_float, positive_int
+from audioclf.search import (OBJECTIVE_LABELS, OBJECTIVE_SERIES, OBJECTIVE_TITLE, SEARCHABLE, clearml_ranges,
+                             max_epochs, space_from, training_argv, trial_objective)
 from audioclf.train_config import TrainConfig
 
 REPO_ROOT = Path(__file__).resolve().parent
@@ -61,12 +63,20 @@ def build_parser() -> argparse.ArgumentParser:
                         help="Optuna's TPE sampler or random search (default: %(default)s)")
     search.add_argument("--no-prune", action="store_true",
                         help="let every trial finish (default: stop trials below the median at the same epoch)")
-    search.add_argument("--seed", type=int, default=0, help="the sampler's seed (default: %(default)s)")
+    search.add_argument("--sampler-seed", type=int, default=0,
+                        help="seed of the search's sampler (Optuna TPE or random); the trials' training seed is "
+                             "training's --seed, in --train-args (default: %(default)s)")
+    search.add_argument("--seed", action=Renamed,
+                        message="optimize.py's --seed was the sampler's seed: use --sampler-seed; the trials' "
+                                "training seed goes in --train-args \"--seed N\"")
     search.add_argument("--train-args", default="",
                         help="more training.py arguments for every trial, e.g. \"--width 24 --test-fold 9\"")
     online = parser.add_argument_group("online (ClearML server and agents)")
-    online.add_argument("--queue", dest="trials_queue", default="gpu",
+    online.add_argument("--trials-queue", default="gpu",
                         help="agent queue the trials are enqueued on (default: %(default)s)")
+    online.add_argument("--queue", action=Renamed,
+                        message="optimize.py's --queue was the trials' queue: use --trials-queue; to enqueue the "
+                                "optimizer itself use --optimizer-queue")
     online.add_argument("--concurrent", type=positive_int, default=2,
                         help="trials running at once (default: %(default)s)")
     online.add_argument("--time-limit", type=positive_float, default=None,
@@ -87,6 +97,10 @@ def main(argv: list[str] | None = None) -> dict:
     if not args.dataset_id and not args.base_task_id:
         parser.error("give --dataset-id (the features dataset to train on) or, online, --base-task-id")
     offline, why = tracking.decide_offline(args.offline)
+    if offline and args.queue:  # before any trial: the optimizer's own session would only start after them
+        flag = tracking.queue_flag_of(parser)
+        tracking.fail(f"{flag} {args.queue} needs a ClearML server, but this run is offline ({why}); drop {flag} to "
+                      "run the search here, or configure a server")
     if offline:
         if args.base_task_id:
             tracking.fail(f"--base-task-id needs a ClearML server, but this run is offline ({why}); use --dataset-id")
@@ -104,8 +118,8 @@ def run_offline(args: argparse.Namespace, parser: argparse.ArgumentParser, space
 
     check_features_dataset(args)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    sampler = (optuna.samplers.TPESampler(seed=args.seed) if args.strategy == "optuna"
-               else optuna.samplers.RandomSampler(seed=args.seed))
+    sampler = (optuna.samplers.TPESampler(seed=args.sampler_seed) if args.strategy == "optuna"
+               else optuna.samplers.RandomSampler(seed=args.sampler_seed))
     study = optuna.create_study(direction="maximize", sampler=sampler, pruner=_pruner(optuna, args, space))
     base = ["--dataset-id", args.dataset_id, "--offline", "--project", args.project, "--output-dir",
             str(args.output_dir), *shlex.split(args.train_args)]
@@ -230,16 +244,18 @@ def run_online(args: argparse.Namespace, parser: argparse.ArgumentParser, space)
     Task.force_requirements_env_freeze(force=True, requirements_file=str(OPTIMIZER_REQUIREMENTS))
     with tracking.stage("optimize", args, parser, task_type="optimizer") as run:
         base_task = args.base_task_id or create_base_task(args, run)
-        optimizer = make_optimizer(args, space, base_task)
+        sign = objective_sign(args, base_task)  # what the optimizer maximizes is what the report reads
+        optimizer = make_optimizer(args, space, base_task, sign)
         # The optimizer's own loop reports (and notices the end of the search) once per report period,
         # 5 minutes by default: as often as the trials are polled instead.
         optimizer.set_report_period(args.poll_seconds / 60)
         print(f"searching {len(space)} arguments over {args.trials} trials of {base_task} on queue "
-              f"'{args.trials_queue}' (objective: max of {OBJECTIVE_TITLE}/{OBJECTIVE_SERIES})", flush=True)
+              f"'{args.trials_queue}' (objective: the {OBJECTIVE_LABELS[sign]}, {OBJECTIVE_TITLE}/{OBJECTIVE_SERIES})",
+              flush=True)
         optimizer.start()
         optimizer.wait()
         optimizer.stop()
-        rows = online_trials(optimizer, space)
+        rows = online_trials(optimizer, space, sign)
         complete = [r for r in rows if r["status"] == "completed" and r["objective"] is not None]
         if not complete:
             raise ValueError("no trial completed; open the trials in the web UI for their logs")
@@ -250,7 +266,7 @@ def run_online(args: argparse.Namespace, parser: argparse.ArgumentParser, space)
                                                         *[r[d.name] for d in space]] for r in rows])
         run.logger.report_scatter2d(title="Trials", series="validation accuracy", iteration=0, mode="markers",
                                     scatter=[[i + 1, r["objective"] or 0.0] for i, r in enumerate(rows)],
-                                    xaxis="trial", yaxis="best validation accuracy")
+                                    xaxis="trial", yaxis=OBJECTIVE_LABELS[sign])
         best_task = Task.get_task(task_id=best["task_id"])
         test_accuracy = best_task.get_reported_single_values().get("test_accuracy")
         models = best_task.models["output"]
@@ -306,7 +322,7 @@ def objective_sign(args: argparse.Namespace, base_task: str) -> str:
     return "max_global" if (select or TrainConfig().select) == "best-val" else "max"
 
 
-def make_optimizer(args: argparse.Namespace, space, base_task: str):
+def make_optimizer(args: argparse.Namespace, space, base_task: str, sign: str):
     from clearml.automation import HyperParameterOptimizer, RandomSearch
 
     strategy, extra = RandomSearch, {}
@@ -318,11 +334,11 @@ def make_optimizer(args: argparse.Namespace, space, base_task: str):
             print(f"warning: Optuna is not installed ({exc}); using random search")
         else:
             strategy = OptimizerOptuna
-            extra = {"optuna_sampler": optuna.samplers.TPESampler(seed=args.seed),
+            extra = {"optuna_sampler": optuna.samplers.TPESampler(seed=args.sampler_seed),
                      "optuna_pruner": _pruner(optuna, args, space)}
     return HyperParameterOptimizer(
         base_task_id=base_task, hyper_parameters=clearml_ranges(space), objective_metric_title=OBJECTIVE_TITLE,
-        objective_metric_series=OBJECTIVE_SERIES, objective_metric_sign=objective_sign(args, base_task),
+        objective_metric_series=OBJECTIVE_SERIES, objective_metric_sign=sign,
         optimizer_class=strategy,
         execution_queue=args.trials_queue, max_number_of_concurrent_tasks=args.concurrent,
         optimization_time_limit=args.time_limit, total_max_jobs=args.trials, pool_period_min=args.poll_seconds / 60,
@@ -332,17 +348,17 @@ def make_optimizer(args: argparse.Namespace, space, base_task: str):
         save_top_k_tasks_only=None, **extra)
 
 
-def online_trials(optimizer, space) -> list[dict]:
-    """Every trial the optimizer launched (completed, pruned or failed): its task, status, objective (the max of
-    accuracy/val it reported) and values, in launch order."""
+def online_trials(optimizer, space, sign: str) -> list[dict]:
+    """Every trial the optimizer launched (completed, pruned or failed): its task, status, objective (accuracy/val
+    read as the optimizer read it for ``sign``: the last value or the maximum) and values, in launch order."""
     from clearml import Task
 
     rows = []
     for task_id in optimizer.optimizer.get_created_jobs_ids():
         task = Task.get_task(task_id=task_id)
-        metrics = task.get_last_scalar_metrics().get(OBJECTIVE_TITLE, {}).get(OBJECTIVE_SERIES, {})
         params = task.get_parameters()
-        rows.append({"task_id": task.id, "status": task.get_status(), "objective": metrics.get("max"),
+        rows.append({"task_id": task.id, "status": task.get_status(),
+                     "objective": trial_objective(task.get_last_scalar_metrics(), sign),
                      **{d.name: params.get(f"Args/{d.name}") for d in space}})
     return rows
 

@@ -3,7 +3,9 @@
     python pipeline.py --offline                  # no server: every step here, on the built-in data
     python pipeline.py                            # ClearML: controller on 'services', steps on agents
     python pipeline.py --local                    # ClearML: controller here, steps on agents
+    python pipeline.py --run-locally              # ClearML: controller and steps here, reported to the server
     python pipeline.py --folds all --epochs 40    # 10-fold cross-validation, one training step per fold
+    python pipeline.py --preprocessing-args "--pad zero --n-mels 128" --training-args "--lr 3e-3 --select best-val"
 
 Each step is a stage script run with its own arguments. A step publishes the id
 it created as ``General/dataset_id``; the next step's ``Args/dataset_id`` is set
@@ -23,12 +25,15 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import re
+import shlex
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from audioclf import tracking
+from audioclf import cli
 from audioclf.cli import fold_list, positive_int
 from audioclf.layouts import source_folds
 from audioclf.train_config import TrainConfig
@@ -63,31 +68,49 @@ def build_parser() -> argparse.ArgumentParser:
     data = parser.add_argument_group("data (fixed when the pipeline is built: the source decides the folds, one "
                                      "training step each)")
     data.add_argument("--source", default="synthetic", help="get_data --source (default: %(default)s)")
-    data.add_argument("--classes", default="",
-                      help="get_data --classes, comma-separated class names (default: every class)")
+    data.add_argument("--classes", nargs="+", default=None, metavar="CLASS",
+                      help="get_data --classes: keep only these classes (names, comma- or space-separated) "
+                           "(default: every class)")
     data.add_argument("--folds", type=fold_list, default=None,
-                      help="test fold(s): one training step each, e.g. 10, 1,2,3 or all (the source's folds: "
+                      help="test fold(s): one training step each, e.g. 10, 1,2,3 or 'all' (the source's folds: "
                            "1..10 for UrbanSound8K, 1..5 for ESC-50); with more than one, a final step reports "
                            "mean ± std and the summed confusion matrix (default: one step on the dataset's last fold)")
     knobs = parser.add_argument_group("pipeline parameters (editable in the ClearML UI when online)")
     knobs.add_argument("--num-clips", type=positive_int, default=1000,
                        help="get_data --num-clips, synthetic source (default: %(default)s)")
-    knobs.add_argument("--seed", type=int, default=0, help="data and training seed (default: %(default)s)")
+    knobs.add_argument("--seed", type=int, default=0,
+                       help="random seed of the data and the training this run makes: get_data --seed and "
+                            "training --seed (default: %(default)s)")
     knobs.add_argument("--model", default=_TRAIN.arch, help="training --model (default: %(default)s)")
     knobs.add_argument("--epochs", type=positive_int, default=_TRAIN.epochs,
                        help="training --epochs (default: %(default)s)")
     knobs.add_argument("--width", type=positive_int, default=None,
                        help="training --width (default: training.py's, as a pipeline parameter only when given)")
     knobs.add_argument("--device", default="auto", help="preprocessing and training --device (default: %(default)s)")
+    stages = parser.add_argument_group("more stage flags (checked by the stage's own parser before anything runs)")
+    for step, example in (("get_data", "--esc10 --workers 4"), ("preprocessing", "--pad zero --n-mels 128"),
+                          ("training", "--lr 3e-3 --select best-val --no-amp")):
+        stages.add_argument(f"--{step.replace('_', '-')}-args", default="", metavar="FLAGS",
+                            help=f"more {step}.py flags for its step, one quoted string, e.g. \"{example}\" "
+                                 f"(one flag alone: --{step.replace('_', '-')}-args=--flag) (default: none; the "
+                                 "flags this pipeline sets itself are refused)")
     online = parser.add_argument_group("ClearML server and agents")
-    online.add_argument("--queue", default="default", help="agent queue of the CPU steps (default: %(default)s)")
+    online.add_argument("--steps-queue", default="default",
+                        help="agent queue of the CPU steps: get_data and cross_validation (default: %(default)s)")
     online.add_argument("--gpu-queue", default="gpu",
                         help="agent queue of preprocessing and training (default: %(default)s)")
     online.add_argument("--controller-queue", default="services",
-                        help="queue of the pipeline controller itself (default: %(default)s)")
-    online.add_argument("--local", action="store_true",
-                        help="run the controller in this process instead of on --controller-queue; the steps "
-                             "still go to the agents")
+                        help="enqueue the pipeline controller itself on this agent queue (default: %(default)s)")
+    online.add_argument("--queue", action=cli.Renamed,
+                        message="pipeline.py has no --queue: the CPU steps' queue is --steps-queue, the "
+                                "controller's --controller-queue (in the stage scripts --queue enqueues the script)")
+    where = online.add_mutually_exclusive_group()
+    where.add_argument("--local", action="store_true",
+                       help="run the controller in this process instead of on --controller-queue; the steps "
+                            "still go to the agents")
+    where.add_argument("--run-locally", action="store_true",
+                       help="run the controller and every step in this process, one after the other, reporting "
+                            "to the ClearML server: no agent needed")
     online.add_argument("--template-project", default=None,
                         help="clone the steps from template tasks named get_data, preprocessing, training and "
                              "cross_validation in this project (default: create them from the scripts in this "
@@ -100,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="every step's --storage: where models and dataset files go (default: the files server)")
     parser.add_argument("--project", default="Audio Classification", help="ClearML project (default: %(default)s)")
     parser.add_argument("--offline", action="store_true",
-                        help="run the steps in this process with no ClearML server (automatic when no ClearML "
+                        help="run without a ClearML server: every step in this process (automatic when no ClearML "
                              "credentials are configured)")
     parser.add_argument("--output-dir", type=Path, default=tracking.default_output_dir(),
                         help="offline: local dataset store and run folders (default: %(default)s)")
@@ -113,17 +136,80 @@ def training_options(args: argparse.Namespace) -> dict[str, str]:
     return {flag: str(value) for flag, value in chosen.items() if value is not None}
 
 
+# --- the stage flags passed through (--get-data-args, --preprocessing-args, --training-args) ---------
+
+# Each step's flags that the pipeline sets itself (argparse dest -> what to use instead); refused in --*-args.
+_SET_BY_PIPELINE = {"dataset_id": "the previous step's output", "project": "pipeline.py --project",
+                    "offline": "pipeline.py --offline", "output_dir": "pipeline.py --output-dir",
+                    "queue": "--steps-queue / --gpu-queue", "storage": "pipeline.py --storage",
+                    "task_name": "the step's name"}
+_RESERVED = {
+    "get_data": {**_SET_BY_PIPELINE, "source": "pipeline.py --source", "classes": "pipeline.py --classes",
+                 "num_clips": "pipeline.py --num-clips", "seed": "pipeline.py --seed"},
+    "preprocessing": {**_SET_BY_PIPELINE, "device": "pipeline.py --device"},
+    "training": {**_SET_BY_PIPELINE, "device": "pipeline.py --device", "seed": "pipeline.py --seed",
+                 "model": "pipeline.py --model", "epochs": "pipeline.py --epochs", "width": "pipeline.py --width",
+                 "test_fold": "pipeline.py --folds", "folds": "pipeline.py --folds"},
+}
+_PASS_THROUGH = {"get_data": "get_data_args", "preprocessing": "preprocessing_args", "training": "training_args"}
+
+
+def stage_overrides(args: argparse.Namespace) -> dict[str, dict[str, str]]:
+    """{step: {argparse dest: value}} from the --*-args strings, each checked by the stage's own parser (imported
+    only when one is given: the stages import torch, the controller needs only clearml). ValueError naming the
+    pipeline flag."""
+    from clearml.config import running_remotely
+
+    overrides = {}
+    for step, attr in _PASS_THROUGH.items():
+        text = getattr(args, attr) or ""
+        if not text.strip():
+            overrides[step] = {}
+            continue
+        if running_remotely():  # the controller on a services agent: checked when the pipeline was launched
+            overrides[step] = cli.flag_pairs(text, f"--{attr.replace('_', '-')}")
+            continue
+        parser = importlib.import_module(step).build_parser()
+        required = ["--dataset-id", "x"] if step != "get_data" else []
+        overrides[step] = cli.stage_overrides(parser, text, f"--{attr.replace('_', '-')}", _RESERVED[step], required)
+    return overrides
+
+
+def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Everything that can be known wrong before a step runs or a ClearML session starts: an argparse error,
+    exit 2. A local --source path is checked only here, not on an agent that runs the controller."""
+    from clearml.config import running_remotely
+
+    classes = cli.name_list(args.classes)
+    problems = [cli.source_problem(args.source, check_paths=not running_remotely()),
+                cli.num_clips_problem(args.source, args.num_clips), cli.classes_problem(args.source, classes)]
+    try:
+        step_folds(args)  # a fold the source does not have
+        stage_overrides(args)
+        if not running_remotely():  # --model, --epochs, --width: as training.py's parser takes them
+            options = [item for pair in training_options(args).items() for item in pair]
+            cli.stage_overrides(importlib.import_module("training").build_parser(), " ".join(options),
+                                "pipeline.py", {}, ["--dataset-id", "x"])
+    except ValueError as exc:
+        problems.append(str(exc))
+    for problem in problems:
+        if problem:
+            parser.error(problem)
+
+
 # --- offline: the steps in this process -------------------------------------------------------------
 
 def step_arguments(args: argparse.Namespace) -> dict[str, list[str]]:
     """Each step's own command line, without the dataset id that the previous step provides."""
     common = ["--project", args.project, "--output-dir", str(args.output_dir), "--offline"]
     training = [item for pair in training_options(args).items() for item in pair]
+    classes = cli.name_list(args.classes)
     return {
         "get_data": ["--source", args.source, "--num-clips", str(args.num_clips), "--seed", str(args.seed)]
-        + (["--classes", args.classes] if args.classes else []) + common,
-        "preprocessing": ["--device", args.device] + common,
-        "training": training + ["--seed", str(args.seed), "--device", args.device] + common,
+        + (["--classes", ",".join(classes)] if classes else []) + shlex.split(args.get_data_args) + common,
+        "preprocessing": ["--device", args.device] + shlex.split(args.preprocessing_args) + common,
+        "training": training + ["--seed", str(args.seed), "--device", args.device]
+        + shlex.split(args.training_args) + common,
     }
 
 
@@ -262,20 +348,26 @@ def build_controller(args: argparse.Namespace):
         name = flag.lstrip("-")
         pipe.add_parameter(name=name, default=value, description=f"training {flag}")
         training_knobs[f"Args/{name}"] = f"${{pipeline.{name}}}"
-    pipe.set_default_execution_queue(args.queue)
+    pipe.set_default_execution_queue(args.steps_queue)
     cache = not args.no_cache
+    # The --*-args flags, as each step's Args/ (fixed when the pipeline is built, like the source).
+    passed = {step: {f"Args/{dest}": value for dest, value in values.items()}
+              for step, values in stage_overrides(args).items()}
+    classes = cli.name_list(args.classes)
     # Every step reports to the server (never --offline) and to the pipeline's project.
     common = {"Args/project": args.project, "Args/offline": "False",
               **({"Args/storage": args.storage} if args.storage else {})}
 
     pipe.add_step(
-        name="get_data", execution_queue=args.queue, cache_executed_step=cache,
-        parameter_override={**common, "Args/source": args.source, "Args/num_clips": "${pipeline.num_clips}",
-                            "Args/seed": "${pipeline.seed}", **({"Args/classes": args.classes} if args.classes else {})},
+        name="get_data", execution_queue=args.steps_queue, cache_executed_step=cache,
+        parameter_override={**common, **passed["get_data"], "Args/source": args.source,
+                            "Args/num_clips": "${pipeline.num_clips}", "Args/seed": "${pipeline.seed}",
+                            **({"Args/classes": ",".join(classes)} if classes else {})},
         **_base_task(args, pipe, STEPS["get_data"]))
     pipe.add_step(
         name="preprocessing", parents=["get_data"], execution_queue=args.gpu_queue, cache_executed_step=cache,
-        parameter_override={**common, "Args/dataset_id": "${get_data.parameters.General/dataset_id}",
+        parameter_override={**common, **passed["preprocessing"],
+                            "Args/dataset_id": "${get_data.parameters.General/dataset_id}",
                             "Args/device": "${pipeline.device}"},
         **_base_task(args, pipe, STEPS["preprocessing"]))
     names = []
@@ -285,14 +377,15 @@ def build_controller(args: argparse.Namespace):
         names.append(name)
         pipe.add_step(
             name=name, parents=["preprocessing"], execution_queue=args.gpu_queue,
-            parameter_override={**common, "Args/dataset_id": "${preprocessing.parameters.General/dataset_id}",
+            parameter_override={**common, **passed["training"],
+                                "Args/dataset_id": "${preprocessing.parameters.General/dataset_id}",
                                 **({} if fold is None else {"Args/test_fold": str(fold)}), **training_knobs,
                                 "Args/seed": "${pipeline.seed}", "Args/device": "${pipeline.device}",
                                 "Args/task_name": name},
             **_base_task(args, pipe, STEPS["training"]))
     if len(names) > 1:
         pipe.add_step(
-            name="cross_validation", parents=names, execution_queue=args.queue,
+            name="cross_validation", parents=names, execution_queue=args.steps_queue,
             parameter_override={**common, "Args/training_tasks": ",".join(f"${{{n}.id}}" for n in names)},
             **_base_task(args, pipe, STEPS["cross_validation"]))
     return pipe
@@ -347,21 +440,31 @@ def online_results(pipe) -> dict[str, dict]:
 
 
 def run_online(args: argparse.Namespace) -> dict[str, dict] | None:
+    if args.run_locally:
+        # Each step runs as `python <script>` in <current folder>/<its working dir> (ClearML's LocalClearmlJob):
+        # from the repository root, whatever folder the pipeline was started from.
+        args.output_dir = args.output_dir.resolve()
+        os.chdir(REPO_ROOT)
     pipe = build_controller(args)
-    queues = [args.queue, args.gpu_queue] + ([] if args.local else [args.controller_queue])
-    try:
-        warnings = check_queues(queues)
-    except Exception as exc:  # the check is advice; never block the launch on it
-        warnings = [f"could not check the queues ({type(exc).__name__}: {exc})"]
-    for warning in warnings:
-        print(f"warning: {warning}", file=sys.stderr)
+    if not args.run_locally:
+        queues = [args.steps_queue, args.gpu_queue] + ([] if args.local else [args.controller_queue])
+        try:
+            warnings = check_queues(queues)
+        except Exception as exc:  # the check is advice; never block the launch on it
+            warnings = [f"could not check the queues ({type(exc).__name__}: {exc})"]
+        for warning in warnings:
+            print(f"warning: {warning}", file=sys.stderr)
     url = pipe._task.get_output_log_web_page()
-    if not args.local:
+    if not (args.local or args.run_locally):
         print(f"enqueuing the pipeline controller on '{args.controller_queue}'; follow it at {url}", flush=True)
         pipe.start(queue=args.controller_queue)  # hands over to the agent: this process exits here
         return None
-    print(f"starting the pipeline controller in this process ({url}); steps go to the agents", flush=True)
-    pipe.start_locally(run_pipeline_steps_locally=False)
+    if args.run_locally:
+        print(f"starting the pipeline controller in this process ({url}); the steps run here too, one after "
+              "the other, and report to the server", flush=True)
+    else:
+        print(f"starting the pipeline controller in this process ({url}); steps go to the agents", flush=True)
+    pipe.start_locally(run_pipeline_steps_locally=args.run_locally)
     results = online_results(pipe)
     print_summary(results)
     failed = [name for name, step in results.items() if step.get("status") in ("failed", "stopped")]
@@ -373,12 +476,13 @@ def run_online(args: argparse.Namespace) -> dict[str, dict] | None:
 
 
 def main(argv: list[str] | None = None) -> dict[str, dict] | None:
-    args = build_parser().parse_args(argv)
-    try:
-        step_folds(args)  # a fold the source does not have: say so before any step runs
-    except ValueError as exc:
-        tracking.fail(str(exc))
-    offline, _ = tracking.decide_offline(args.offline)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    check_arguments(parser, args)  # before any step runs or any ClearML session starts
+    offline, why = tracking.decide_offline(args.offline)
+    if offline and args.run_locally:
+        parser.error(f"--run-locally reports to a ClearML server, but this run is offline ({why}); without a "
+                     "server use --offline (every step here)")
     if offline:
         args.offline = True
         results = run_offline(args)

@@ -41,18 +41,12 @@ from tqdm import tqdm
 
 from audioclf import atomic
 from audioclf.audio import AudioDecodeError
+from audioclf.cli import positive_int
 from audioclf.export import EXPORT_FORMATS, SUFFIXES, default_export_path, export_file
 from audioclf.inference import AGGREGATE, Classifier, FileResult, ModelNotFound, find_audio_files, \
     load_classifier, resolve_model
 
 FORMATS = ("table", "csv", "json")
-
-
-def _positive_int(value: str) -> int:
-    number = int(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return number
 
 
 def _positive_float(value: str) -> float:
@@ -69,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("audio", metavar="AUDIO", nargs="*",
                         help="audio files or folders (searched recursively); required unless --export")
     out = parser.add_argument_group("output")
-    out.add_argument("--top-k", type=_positive_int, default=3,
+    out.add_argument("--top-k", type=positive_int, default=3,
                      help="classes listed per file and per window (default: %(default)s)")
     out.add_argument("--format", choices=FORMATS, default="table",
                      help="table (for reading), csv (one row per file, and per window with --timeline) or json "
@@ -92,11 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
     run = parser.add_argument_group("execution")
     run.add_argument("--device", default="auto",
                      help="'auto' (CUDA when available), 'cpu' or 'cuda' (default: %(default)s)")
-    run.add_argument("--batch-size", type=_positive_int, default=64,
-                     help="windows per batch through the model (default: %(default)s)")
+    run.add_argument("--batch-size", type=positive_int, default=64,
+                     help="examples per batch through the model: windows per batch; bounds memory, the "
+                          "probabilities do not depend on it (default: %(default)s)")
     run.add_argument("--offline", action="store_true",
-                     help="never look MODEL up on a ClearML server (default: look it up when it is not a local "
-                          "file and ClearML credentials are configured)")
+                     help="run without a ClearML server: never look MODEL up on one (default: look it up when it "
+                          "is not a local file and ClearML credentials are configured)")
     run.add_argument("--export", choices=EXPORT_FORMATS, default=None,
                      help="write MODEL as TorchScript or ONNX (checked against PyTorch) plus a <file>.json with "
                           "its feature config and class names, and predict nothing (default: no export)")

@@ -62,7 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     run_opts = parser.add_argument_group("execution")
     run_opts.add_argument("--device", default="auto", help="'auto' (CUDA when available), 'cpu' or 'cuda' (default: %(default)s)")
     run_opts.add_argument("--batch-size", type=positive_int, default=64,
-                          help="clips per mel batch; bounds memory (default: %(default)s)")
+                          help="examples per batch through the model: clips per mel-spectrogram batch; bounds "
+                               "memory, the features do not depend on it (default: %(default)s)")
     run_opts.add_argument("--workers", type=positive_int, default=os.cpu_count() or 1,
                           help="decoding threads (default: every core, here %(default)s)")
     run_opts.add_argument("--debug-samples", type=non_negative_int, default=1,

@@ -13,10 +13,11 @@ mapping is written to <store>/clearml_ids.json; a rerun skips what is there.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
-from audioclf import sync, tracking
+from audioclf import cli, sync, tracking
 from audioclf.store import LocalStore
 
 
@@ -25,15 +26,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--output-dir", type=Path, default=tracking.default_output_dir(),
                         help="the folder whose datasets/ holds the local store (default: %(default)s)")
     parser.add_argument("--datasets", nargs="*", default=None,
-                        help="local dataset ids to push, with their ancestors (default: all)")
+                        help="local dataset ids to push, with their ancestors, comma- or space-separated "
+                             "(default: all)")
     parser.add_argument("--sessions", nargs="*", type=Path, default=[],
-                        help="offline session folders or zips to import as tasks (default: none)")
+                        help="offline session folders or zips to import as tasks; those of failed or stopped "
+                             "runs are left out (default: none)")
+    parser.add_argument("--include-failed", action="store_true",
+                        help="also import the sessions of runs that failed or were stopped (they would show as "
+                             "completed tasks: an offline session records no status)")
     parser.add_argument("--no-datasets", action="store_true", help="import sessions only")
     return parser
 
 
 def main(argv: list[str] | None = None) -> dict:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    missing = [str(s) for s in args.sessions if not s.exists()]
+    if missing:
+        parser.error(f"--sessions: no such session folder or zip: {', '.join(missing)}")
+    args.datasets = cli.name_list(args.datasets) if args.datasets is not None else None
     offline, why = tracking.decide_offline(False)
     if offline:
         # Pushing in offline mode would only write new offline sessions and record their offline-* ids.
@@ -44,9 +55,23 @@ def main(argv: list[str] | None = None) -> dict:
     result = {"datasets": {}, "sessions": {}}
     if not args.no_datasets:
         result["datasets"] = sync.push_datasets(LocalStore(args.output_dir / "datasets"), args.datasets)
-    if args.sessions:
-        result["sessions"] = sync.import_sessions(args.sessions)
+    sessions = args.sessions if args.include_failed else [s for s in args.sessions if not _failed(s)]
+    if sessions:
+        result["sessions"] = sync.import_sessions(sessions)
     return result
+
+
+def _failed(session: Path) -> bool:
+    """True (and says so) for the session of a run that failed or was stopped (tracking.SESSION_STATUS_FILE; a
+    zip is judged by the folder it was made from)."""
+    folder = session.with_suffix("") if session.suffix == ".zip" else session
+    marker = folder / tracking.SESSION_STATUS_FILE
+    if not marker.is_file():
+        return False
+    status = json.loads(marker.read_text())
+    print(f"skipping {session}: its run {status.get('status')} ({status.get('reason') or 'no reason recorded'}); "
+          "pass --include-failed to import it anyway", file=sys.stderr)
+    return True
 
 
 if __name__ == "__main__":

@@ -63,3 +63,202 @@ def fold_list(value: str) -> list[int]:
     except ValueError:
         raise argparse.ArgumentTypeError(f"--folds takes 'all' or fold numbers like 1,2,3; got {value!r}")
     return [] if folds is None else folds
+
+
+# --- one syntax for lists, and the checks a stage makes before any work or ClearML session -------------------
+
+def name_list(values: str | list[str] | None) -> list[str] | None:
+    """A list flag's values, comma- or space-separated (``--classes a,b c`` -> [a, b, c]); None or nothing ->
+    None. Every list flag of every script takes commas; those that take several arguments take spaces too."""
+    if isinstance(values, str):
+        values = [values]
+    names = [name.strip() for value in values or [] for name in str(value).split(",") if name.strip()]
+    return names or None
+
+
+def comma_list(text: str) -> list[str]:
+    """argparse type of a one-argument list: 'a,b,c' -> [a, b, c] (at least one item)."""
+    items = name_list(text)
+    if not items:
+        raise argparse.ArgumentTypeError(f"expected a comma-separated list, got {text!r}")
+    return items
+
+
+# Pure constants (the pipeline controller runs with clearml only): tests check them against the modules that
+# own them (audioclf.sources, audioclf.sound_models, audioclf.synthetic).
+NAMED_SOURCES = ("synthetic", "urbansound8k", "clearml-subset", "esc50")
+URBANSOUND8K_CLASSES = ("air_conditioner", "car_horn", "children_playing", "dog_bark", "drilling",
+                        "engine_idling", "gun_shot", "jackhammer", "siren", "street_music")
+SYNTHETIC_CLIPS = (10, 8690)  # synthetic.MIN_CLIPS, synthetic.MAX_CLIPS
+
+
+def source_problem(source: str, check_paths: bool = True) -> str | None:
+    """Why ``--source`` cannot work, known before anything is downloaded or generated; None when it may.
+    ``check_paths=False`` skips the local checks (a path that exists only on the agent that runs get_data)."""
+    if source in NAMED_SOURCES or source.startswith(("http://", "https://")) or not check_paths:
+        return None
+    import tarfile
+    import zipfile
+    from pathlib import Path
+
+    from .layouts import SourceError, detect_layout
+
+    path = Path(source).expanduser()
+    if not path.exists():
+        return (f"--source {source!r} is neither a known source ({', '.join(NAMED_SOURCES)}), an http(s) URL, "
+                "nor an existing folder or archive")
+    if path.is_dir():
+        try:
+            detect_layout(path)
+        except (SourceError, OSError) as exc:
+            return f"--source {source}: {exc}"
+        return None
+    try:
+        if zipfile.is_zipfile(path) or tarfile.is_tarfile(path):
+            return None
+    except OSError as exc:
+        return f"--source {source}: cannot read it ({exc})"
+    return (f"--source {source} is a file but not a zip or tar archive; pass a folder in UrbanSound8K or ESC-50 "
+            "layout, or its .zip/.tar/.tar.gz archive")
+
+
+def known_classes(source: str) -> tuple[str, ...] | None:
+    """The class names a source has, when they are known before it is fetched (None: only after)."""
+    if source in ("synthetic", "urbansound8k", "clearml-subset"):
+        return URBANSOUND8K_CLASSES
+    from pathlib import Path
+
+    path = Path(source).expanduser()
+    if not path.is_dir():
+        return None  # esc50, an archive or a URL: the names come with the data
+    import csv
+
+    from .layouts import URBANSOUND8K, SourceError, detect_layout
+
+    try:
+        root, layout = detect_layout(path)
+        with open(root / layout.csv, newline="", encoding="utf-8") as handle:
+            column = "class" if layout is URBANSOUND8K else "category"
+            return tuple(sorted({row[column] for row in csv.DictReader(handle) if row.get(column)}))
+    except (SourceError, OSError, KeyError, csv.Error, UnicodeDecodeError):
+        return None  # get_data reports the table's problem itself
+
+
+def classes_problem(source: str, classes: list[str] | None, esc10: bool = False) -> str | None:
+    """Why ``--classes`` (or ``--esc10``) cannot work with ``--source``, when that is known before any work."""
+    if esc10 and source in ("synthetic", "urbansound8k", "clearml-subset"):
+        return f"--esc10 applies to ESC-50, but --source {source} is UrbanSound8K; drop --esc10 or use --source esc50"
+    known = known_classes(source) if classes else None
+    if not known:
+        return None
+    unknown = [name for name in classes if name not in known]
+    if unknown:
+        return (f"--classes: unknown classes {unknown} for --source {source}; known classes: "
+                f"{', '.join(known)}")
+    return None
+
+
+def num_clips_problem(source: str, num_clips: int) -> str | None:
+    low, high = SYNTHETIC_CLIPS
+    if source == "synthetic" and not low <= num_clips <= high:
+        return f"--num-clips must be between {low} and {high} for the synthetic source, got {num_clips}"
+    return None
+
+
+class Renamed(argparse.Action):
+    """A flag that was renamed: using it is an argparse error (exit 2) that names the new flag, not a silent
+    change of meaning. Hidden from --help."""
+
+    def __init__(self, option_strings, dest, message: str = "", **kwargs):
+        kwargs.setdefault("help", argparse.SUPPRESS)
+        # Nothing in the namespace (ClearML records nothing), and no clash with the dest of the flag's new name.
+        kwargs["default"] = argparse.SUPPRESS
+        super().__init__(option_strings, f"renamed_{dest}", **kwargs)
+        self.message = message
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        parser.error(f"{option_string}: {self.message}")
+
+
+def parse_quietly(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """``parser.parse_args(argv)`` unseen by ClearML. Its argparse binding remembers every parse in the process,
+    and the next Task.init (a pipeline controller's) records those arguments as its own: a stage's parser used
+    only to check flags would overwrite the pipeline's Args/ (its --folds, --project...) on the server."""
+    try:
+        from clearml.binding.args import PatchArgumentParser
+    except ImportError:
+        return parser.parse_args(argv)
+    # (argparse's own parse_args calls parse_known_args, which ClearML patches too: call the original of that.)
+    original = getattr(PatchArgumentParser, "_original_parse_known_args", None)
+    if original is None:
+        return parser.parse_args(argv)
+    namespace, extras = original(parser, args=argv)
+    if extras:
+        parser.error(f"unrecognized arguments: {' '.join(extras)}")
+    return namespace
+
+
+def stage_overrides(parser: argparse.ArgumentParser, text: str, flag: str, reserved: dict[str, str],
+                    required: list[str] = ()) -> dict[str, str]:
+    """A stage's flags given to the pipeline as one string (``--training-args "--lr 3e-3 --no-amp"``), checked by
+    the stage's own parser: {argparse dest: value as typed} (a switch: "True"). ``reserved``: the stage's flags
+    that the pipeline sets itself -> the pipeline flag to use instead. ``required``: placeholder arguments for the
+    stage's required flags (its dataset id, which the pipeline hands over). ValueError naming ``flag``."""
+    import contextlib
+    import io
+    import shlex
+
+    try:
+        tokens = shlex.split(text)
+    except ValueError as exc:
+        raise ValueError(f"{flag}: {exc}") from None
+    actions = parser._option_string_actions  # option string -> action (argparse's own table)
+    overrides: dict[str, str] = {}
+    rest = list(tokens)
+    while rest:
+        token = rest.pop(0)
+        name, equals, value = token.partition("=")
+        action = actions.get(name)
+        if action is None:
+            raise ValueError(f"{flag}: {token!r} is not a flag of {parser.prog}" + (
+                "; see its --help" if name.startswith("-") else " (expected --flag [value])"))
+        if action.dest in reserved or name in reserved:
+            instead = reserved.get(name) or reserved[action.dest]
+            raise ValueError(f"{flag}: {name} is set by the pipeline; use {instead}")
+        if action.nargs == 0:  # a switch
+            if equals:
+                raise ValueError(f"{flag}: {name} takes no value")
+            overrides[action.dest] = "True"
+            continue
+        if not equals:
+            if not rest:
+                raise ValueError(f"{flag}: {name} needs a value")
+            value = rest.pop(0)
+        overrides[action.dest] = value
+    # The stage's own parser decides whether the values are valid (types, choices, ranges).
+    errors = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(errors):
+            parse_quietly(parser, [*required, *tokens])
+    except SystemExit:
+        message = errors.getvalue().strip().splitlines()[-1] if errors.getvalue().strip() else "invalid"
+        raise ValueError(f"{flag}: {message.split('error: ', 1)[-1]}") from None
+    return overrides
+
+
+def flag_pairs(text: str, flag: str) -> dict[str, str]:
+    """'--width 24 --no-amp --test-fold=9' -> {'width': '24', 'no_amp': 'True', 'test_fold': '9'}: a stage's flags as
+    argparse dests (this project's flags are their dests with dashes) without its parser, for a process that
+    cannot import the stage (the pipeline controller on an agent). ValueError naming ``flag``."""
+    import shlex
+
+    tokens, pairs = shlex.split(text), {}
+    while tokens:
+        token = tokens.pop(0)
+        if not token.startswith("--"):
+            raise ValueError(f"{flag}: expected --flag [value], got {token!r}")
+        name, equals, value = token[2:].partition("=")
+        if not equals:
+            value = tokens.pop(0) if tokens and not tokens[0].startswith("--") else "True"
+        pairs[name.replace("-", "_")] = value
+    return pairs

@@ -226,9 +226,12 @@ def load_model(path, map_location: str | torch.device = "cpu") -> tuple[AudioCla
     try:
         bundle = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # UnpicklingError, EOFError, RuntimeError, IndexError... from a non-model file
-        raise ValueError(f"{path} is not an audioclf model file (torch.load failed: {exc})") from exc
+        # One line without torch's text: its advice to retry with weights_only=False would run the file's code.
+        raise ValueError(f"{path} is not a model file of this project (a model.pt written by training.py): "
+                         f"it does not load as weights only ({type(exc).__name__})") from None
     if not isinstance(bundle, dict) or bundle.get("format") != MODEL_FORMAT:
-        raise ValueError(f"{path} is not an audioclf model file (expected format {MODEL_FORMAT})")
+        raise ValueError(f"{path} is not a model file of this project (a model.pt written by training.py; "
+                         f"expected format {MODEL_FORMAT})")
     bad = non_finite(bundle.get("state_dict", {}))
     if bad:
         raise ValueError(f"{path} holds non-finite weights ({', '.join(bad[:3])}): the training that wrote it "

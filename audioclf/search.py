@@ -10,8 +10,10 @@ Each searched training argument is a ``Dimension`` given on the command line as
 Offline the space becomes Optuna ``trial.suggest_*`` calls in this process; online it becomes ClearML
 ``Args/<name>`` parameter ranges for ``HyperParameterOptimizer``, so both search the same thing.
 
-The objective is the validation fold's best accuracy (what training.py's checkpoint choice maximizes, and the
-maximum of the scalar title ``accuracy``, series ``val``): the test fold never takes part in a choice.
+The objective is the validation accuracy of the weights a trial keeps (training.py --select): offline the
+``model_val_accuracy`` training returns; online the scalar title ``accuracy``, series ``val``, read as
+:data:`OBJECTIVE_FIELDS` says for the sign given to ClearML, so that what the optimizer maximizes and what the
+report shows are one number. The test fold never takes part in a choice.
 """
 
 from __future__ import annotations
@@ -24,6 +26,17 @@ import pandas as pd
 from .train_config import TrainConfig
 
 OBJECTIVE_TITLE, OBJECTIVE_SERIES = "accuracy", "val"  # training.py's per-epoch scalar (TensorBoard accuracy/val)
+# ClearML's objective_metric_sign -> the field of Task.get_last_scalar_metrics()[title][series] it optimizes:
+# "max" the last reported value (--select last keeps the last epoch's weights), "max_global" the maximum over the
+# epochs (--select best-val keeps the best epoch's).
+OBJECTIVE_FIELDS = {"max": "last", "max_global": "max"}
+OBJECTIVE_LABELS = {"max": "last validation accuracy", "max_global": "best validation accuracy"}
+
+
+def trial_objective(last_scalar_metrics: dict, sign: str) -> float | None:
+    """A trial's objective from ``Task.get_last_scalar_metrics()``: the value ClearML's optimizer compares for
+    ``sign`` (None when the trial reported none)."""
+    return last_scalar_metrics.get(OBJECTIVE_TITLE, {}).get(OBJECTIVE_SERIES, {}).get(OBJECTIVE_FIELDS[sign])
 _TRAIN = TrainConfig()
 # training.py's argument -> (value type, log scale, default search range)
 SEARCHABLE: dict[str, tuple[type, bool, str]] = {
@@ -138,7 +151,8 @@ def trials_png(table: pd.DataFrame, path, title: str):
     fig, ax = plt.subplots(figsize=(7, 4))
     done = table[table["state"] == "COMPLETE"]
     others = table[table["state"] != "COMPLETE"]
-    ax.scatter(done["trial"], done["objective"], color="tab:blue", label="trial (best validation accuracy)")
+    ax.scatter(done["trial"], done["objective"], color="tab:blue",
+               label="trial (validation accuracy of the weights it keeps)")
     if not others.empty:
         ax.scatter(others["trial"], others["objective"].fillna(0), facecolors="none", edgecolors="tab:gray",
                    label="pruned or failed (last reported)")

@@ -39,6 +39,10 @@ if TYPE_CHECKING:  # pandas is not imported at run time here: the pipeline contr
 _OFFLINE_BANNER_SHOWN = False
 REQUIREMENTS_FILE = Path(__file__).resolve().parents[1] / "requirements.txt"
 
+# The tag training puts on the model it registers (not on cross-validation fold models): what serve.py
+# --auto-update follows, so that a new training run becomes a new endpoint version (docs/serving.md).
+SERVING_TAG = "audioclf-serving"
+
 # Retry settings that turn "unreachable server" into an error in seconds rather than hours.
 _FAST_FAIL_HTTP = {"retries": {"total": 2, "connect": 2, "read": 2, "backoff_factor": 0.5, "backoff_max": 2}}
 
@@ -50,7 +54,7 @@ def default_output_dir() -> Path:
 
 def add_tracking_args(parser: argparse.ArgumentParser, stage: str, enqueue_flag: str = "--queue") -> None:
     """The arguments every stage shares: where it reports and where it writes. ``enqueue_flag``: the name of the
-    flag that enqueues the script itself (optimize.py calls it --optimizer-queue: its --queue is the trials')."""
+    flag that enqueues the script itself (optimize.py: --optimizer-queue; pipeline.py has --controller-queue)."""
     group = parser.add_argument_group("tracking and storage")
     group.add_argument("--project", default="Audio Classification",
                        help="ClearML project of the task and datasets (default: %(default)s)")
@@ -70,6 +74,11 @@ def add_tracking_args(parser: argparse.ArgumentParser, stage: str, enqueue_flag:
     group.add_argument("--output-dir", type=Path, default=default_output_dir(),
                        help="folder for the local dataset store and run folders "
                             "(default: $AUDIOCLF_HOME or ./outputs, now %(default)s)")
+
+
+def queue_flag_of(parser: argparse.ArgumentParser) -> str:
+    """The spelling of the flag that enqueues this script (--queue; optimize.py: --optimizer-queue), for errors."""
+    return next((action.option_strings[0] for action in parser._actions if action.dest == "queue"), "--queue")
 
 
 def clearml_configured() -> bool:
@@ -200,6 +209,14 @@ class Run:
             self.task.mark_stopped(force=True, status_message=reason)
         if status != "completed":
             remove_if_empty(self.run_dir)
+            if self.offline:  # the offline session records no status: say it here, for push_offline.py
+                with contextlib.suppress(OSError):
+                    atomic.write_json(self.session_dir / SESSION_STATUS_FILE, {"status": status, "reason": reason})
+
+
+# Written into a failed or stopped run's offline session folder: push_offline.py leaves such sessions out (an
+# imported session would show the run as completed: the SDK does not record a status offline).
+SESSION_STATUS_FILE = "audioclf_status.json"
 
 
 def remove_if_empty(folder: Path) -> None:
@@ -225,6 +242,10 @@ def start_run(
     """
     global _OFFLINE_BANNER_SHOWN
     offline, why = decide_offline(args.offline)
+    if args.queue and offline:  # a user error like any other: one line, exit 2, before any session or folder
+        flag = queue_flag_of(parser)
+        fail(f"{flag} {args.queue} needs a ClearML server, but this run is offline ({why}); drop {flag} to run "
+             "here, or configure a server")
     # Thread reporting instead of a subprocess: offline close() drops from ~10 s to 0 s and the
     # git repository-detection hang goes away (clearml 2.1.12, Task.close / report subprocess).
     overrides: dict = {"sdk": {"development": {"report_use_subprocess": False}}}
@@ -240,8 +261,6 @@ def start_run(
         overrides["api"] = {"http": _FAST_FAIL_HTTP}
         # An agent installs what the task lists; Task.init alone would list only the imports it detects.
         Task.force_requirements_env_freeze(force=True, requirements_file=str(REQUIREMENTS_FILE))
-    if args.queue and offline:
-        raise SystemExit(f"error: --queue {args.queue} needs a ClearML server, but this run is offline ({why}).")
     config_obj.set_overrides(overrides)
     Task._report_subprocess_enabled = False  # the deferred config above may already be resolved
     run_dir = make_run_dir(args.output_dir, stage)  # first: an unwritable --output-dir stops here, in one line

@@ -40,7 +40,7 @@ import pipeline
 import preprocessing
 import push_offline
 import training
-from audioclf import clearml_store, crossval, sync, tracking
+from audioclf import cli, clearml_store, crossval, sync, tracking
 from audioclf.store import LocalStore
 from clearml import Dataset, Logger, OutputModel, PipelineController, Task
 from clearml.backend_api.session import client as api_client_module
@@ -349,15 +349,16 @@ def test_queue_stage_does_no_work_here(online):
     online.task.execute_remotely.assert_called_once_with(queue_name="gpu", exit_process=True)
 
 
-def test_queue_offline_is_an_error_naming_the_server(monkeypatch, tmp_path):
+def test_queue_offline_is_an_error_naming_the_server(monkeypatch, tmp_path, capsys):
     task_cls, _, _ = fakes.online_task()
     monkeypatch.setattr(tracking, "Task", task_cls)
     parser = _tracking_parser()
     args = parser.parse_args(["--offline", "--queue", "cpu-queue", "--output-dir", str(tmp_path)])
     with pytest.raises(SystemExit) as exc:
         tracking.start_run("demo", args, parser)
-    message = str(exc.value.code)
-    assert "server" in message and "cpu-queue" in message and "--offline" in message
+    message = capsys.readouterr().err
+    assert exc.value.code == 2, "a user error: exit status 2, as the README says"
+    assert "server" in message and "--queue cpu-queue" in message and "--offline" in message
     task_cls.init.assert_not_called()
 
 
@@ -447,7 +448,7 @@ def test_unreachable_server_fails_fast_naming_the_host_and_offline(tmp_path):
 @pytest.mark.parametrize("folds, no_cache", [("10", False), ("1,2,3", False), ("all", False), ("1,2,3", True)],
                          ids=["one-fold", "three-folds", "all-folds", "three-folds-no-cache"])
 def test_pipeline_dag(offline_controller, folds, no_cache):
-    argv = ["--folds", folds, "--queue", "cpu-q", "--gpu-queue", "gpu-q", "--num-clips", "77", "--seed", "5",
+    argv = ["--folds", folds, "--steps-queue", "cpu-q", "--gpu-queue", "gpu-q", "--num-clips", "77", "--seed", "5",
             "--model", "resnet18", "--epochs", "3", "--device", "cuda", "--source", "urbansound8k", "--project", "Proj"]
     args, pipe = offline_controller(argv + (["--no-cache"] if no_cache else []))
     dag = pipe.get_pipeline_dag()
@@ -573,6 +574,17 @@ def test_pipeline_controller_gets_default_arguments_back_under_the_agent(offline
     assert pipeline.step_folds(agent) == [None], "the default: one step on the dataset's last fold (chosen at run time)"
 
 
+@pytest.mark.parametrize("classes", [["dog_bark", "siren"], ["dog_bark,siren"]])
+def test_pipeline_controller_gets_its_classes_back_under_the_agent(offline_controller, monkeypatch, classes):
+    monkeypatch.setattr(PatchArgumentParser, "_last_arg_parser", None)
+    monkeypatch.setattr(PatchArgumentParser, "_last_parsed_args", None)
+    monkeypatch.setattr(PatchArgumentParser, "_current_task", None)
+    _, pipe = offline_controller(["--classes", *classes, "--training-args", "--lr 0.002"])
+    agent = agent_parse(Task.current_task(), pipeline.build_parser, "pipeline.py", monkeypatch)
+    assert cli.name_list(agent.classes) == ["dog_bark", "siren"] and agent.training_args == "--lr 0.002"
+    assert pipe.get_pipeline_dag()["get_data"].parameters["Args/classes"] == "dog_bark,siren"
+
+
 def test_pipeline_controller_gets_its_folds_back_under_the_agent(offline_controller, monkeypatch):
     monkeypatch.setattr(PatchArgumentParser, "_last_arg_parser", None)
     monkeypatch.setattr(PatchArgumentParser, "_last_parsed_args", None)
@@ -641,6 +653,66 @@ def test_run_online_launches_even_when_the_queue_check_fails(launch, monkeypatch
     pipeline.main([])
     launch.pipe.start.assert_called_once_with(queue="services")
     assert "could not check the queues (ConnectionError: server went away)" in capsys.readouterr().err
+
+
+def test_run_locally_runs_the_controller_and_the_steps_here_from_the_repository(launch, monkeypatch, tmp_path,
+                                                                               capsys):
+    """Issue 30, item 6: --run-locally: every step in this process's machine, reporting to the server."""
+    monkeypatch.chdir(tmp_path)  # started from elsewhere: the steps still run from the repository root
+    assert pipeline.main(["--run-locally", "--output-dir", "rel-out"]) == launch.results
+    launch.pipe.start_locally.assert_called_once_with(run_pipeline_steps_locally=True)
+    launch.pipe.start.assert_not_called()
+    assert launch.checked == [], "no agent queue is involved"
+    assert Path.cwd() == REPO
+    assert "the steps run here too" in capsys.readouterr().out
+
+
+def test_run_locally_needs_a_server(monkeypatch, capsys):
+    monkeypatch.setattr(tracking, "decide_offline", lambda flag: (True, "no ClearML credentials are configured"))
+    with pytest.raises(SystemExit) as exc:
+        pipeline.main(["--run-locally"])
+    assert exc.value.code == 2 and "--run-locally reports to a ClearML server" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        pipeline.main(["--run-locally", "--local"])
+    assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_pipeline_passes_stage_flags_to_its_steps(offline_controller):
+    """Issue 30, item 6: --get-data-args, --preprocessing-args, --training-args become each step's Args/."""
+    args, pipe = offline_controller(["--folds", "9,10", "--get-data-args", "--workers 3",
+                                     "--preprocessing-args", "--pad zero --n-mels=32",
+                                     "--training-args", "--lr 0.003 --no-amp --select=best-val"])
+    dag = pipe.get_pipeline_dag()
+    assert dag["get_data"].parameters["Args/workers"] == "3"
+    assert {k: dag["preprocessing"].parameters[k] for k in ("Args/pad", "Args/n_mels")} == {
+        "Args/pad": "zero", "Args/n_mels": "32"}
+    for name in ("training_fold9", "training_fold10"):
+        params = dag[name].parameters
+        assert (params["Args/lr"], params["Args/no_amp"], params["Args/select"]) == ("0.003", "True", "best-val")
+    # Offline, the same flags end each step's command line.
+    argv = pipeline.step_arguments(args)
+    assert argv["preprocessing"][argv["preprocessing"].index("--pad") + 1] == "zero"
+    assert "--no-amp" in argv["training"] and "--select=best-val" in argv["training"]
+    parsed = preprocessing.build_parser().parse_args(argv["preprocessing"] + ["--dataset-id", "x"])
+    assert (parsed.pad, parsed.n_mels) == ("zero", 32)
+
+
+@pytest.mark.parametrize("argv, phrase", [
+    (["--training-args", "--epochs 3"], "--training-args: --epochs is set by the pipeline; use pipeline.py --epochs"),
+    (["--training-args", "--test-fold 2"], "use pipeline.py --folds"),
+    (["--preprocessing-args", "--pad hmm"], "--preprocessing-args: argument --pad: invalid choice: 'hmm'"),
+    (["--preprocessing-args=--n-mels"], "--preprocessing-args: --n-mels needs a value"),
+    (["--training-args", "--nope 1"], "--training-args: '--nope' is not a flag of"),
+    (["--get-data-args", "--source esc50"], "use pipeline.py --source"),
+    (["--training-args", "--queue gpu"], "use --steps-queue / --gpu-queue"),
+])
+def test_pipeline_refuses_bad_stage_flags_before_anything_runs(argv, phrase, capsys, clearml_cache_dir, tmp_path):
+    before = set((clearml_cache_dir / "offline").glob("offline-*"))
+    with pytest.raises(SystemExit) as exc:
+        pipeline.main([*argv, "--offline", "--output-dir", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and phrase in err and "Traceback" not in err
+    assert set((clearml_cache_dir / "offline").glob("offline-*")) == before and not (tmp_path / "runs").exists()
 
 
 # =====================================================================================================
@@ -836,6 +908,7 @@ def test_push_offline_main_with_credentials(local_store, pushed_to, monkeypatch,
     task_cls.import_offline_session.return_value = "task-imported"
     monkeypatch.setattr(clearml, "Task", task_cls)
     session = tmp_path / "offline-abc"
+    session.mkdir()
     result = push_offline.main(["--output-dir", str(local_store.root.parent), "--sessions", str(session)])
     assert len(result["datasets"]) == 2 and result["sessions"] == {str(session): "task-imported"}
     result = push_offline.main(["--output-dir", str(local_store.root.parent), "--no-datasets",
@@ -864,3 +937,19 @@ def test_push_offline_refuses_when_offline_mode_is_forced(local_store, pushed_to
     assert exc.value.code == 2
     pushed_to.Dataset.create.assert_not_called()
     assert not (local_store.root / sync.ID_MAP_FILE).exists()
+
+
+def test_checking_stage_flags_leaves_the_pipeline_arguments_its_own(offline_controller, monkeypatch):
+    """The stage parsers that check --training-args (and --model) must not be what the controller's task records
+    as its Args/: an agent running the controller would read training's --folds and --project back."""
+    monkeypatch.setattr(PatchArgumentParser, "_last_arg_parser", None)
+    monkeypatch.setattr(PatchArgumentParser, "_last_parsed_args", None)
+    parser = pipeline.build_parser()
+    args = parser.parse_args(["--folds", "9,10", "--project", "P", "--training-args", "--lr 0.002"])
+    pipeline.check_arguments(parser, args)
+    pipe = pipeline.build_controller(args)
+    recorded = {k: v for k, v in pipe._task.get_parameters().items() if k.startswith("Args/")}
+    assert recorded["Args/project"] == "P" and recorded["Args/training_args"] == "--lr 0.002"
+    assert "Args/lr" not in recorded and "Args/dataset_id" not in recorded, sorted(recorded)
+    agent = agent_parse(Task.current_task(), pipeline.build_parser, "pipeline.py", monkeypatch)
+    assert agent.folds == [9, 10] and agent.project == "P"

@@ -154,3 +154,84 @@ def test_a_raw_dataset_is_refused_before_any_trial(features, capsys):
     with pytest.raises(SystemExit):
         optimize.main(["--offline", "--dataset-id", features["raw"], "--output-dir", str(features["out"])])
     assert "not a features dataset" in capsys.readouterr().err
+
+
+class _Trial:
+    """A finished trial task as Task.get_task returns it: accuracy/val reported per epoch (last and max differ)."""
+
+    def __init__(self, task_id: str, last: float, best: float, batch_size: str):
+        self.id, self._metrics, self._batch = task_id, {"last": last, "max": best, "min": 0.1}, batch_size
+        self.models = {"output": []}
+
+    def get_last_scalar_metrics(self):
+        return {"accuracy": {"val": dict(self._metrics)}, "loss": {"val": {"last": 1.0, "max": 2.0, "min": 1.0}}}
+
+    def get_status(self):
+        return "completed"
+
+    def get_parameters(self):
+        return {"Args/batch_size": self._batch, "Args/lr": "0.003"}
+
+    def get_reported_single_values(self):
+        return {"test_accuracy": 0.5}
+
+    def get_output_log_web_page(self):
+        return f"https://app.example/tasks/{self.id}/"
+
+
+def test_the_online_report_reads_the_objective_the_optimizer_maximizes(monkeypatch, tmp_path, capsys):
+    """Issue 30, item 5: with --select last (the default) ClearML maximizes the LAST accuracy/val; the trials
+    table and the best trial must read that too, not the maximum over the epochs."""
+    import clearml
+
+    trials = {"t-peaky": _Trial("t-peaky", last=0.60, best=0.90, batch_size="16"),  # best epoch early, last worse
+              "t-steady": _Trial("t-steady", last=0.70, best=0.75, batch_size="32")}
+    made = {}
+
+    class FakeOptimizer:
+        def __init__(self):
+            self.optimizer = self
+
+        def get_created_jobs_ids(self):
+            return {task_id: None for task_id in trials}
+
+        def set_report_period(self, minutes):
+            pass
+
+        def start(self):
+            pass
+
+        def wait(self):
+            pass
+
+        def stop(self):
+            pass
+
+    def make_optimizer(*args, **kwargs):
+        made["args"] = args
+        return FakeOptimizer()
+
+    monkeypatch.setattr(optimize, "make_optimizer", make_optimizer)
+    monkeypatch.setattr(clearml.Task, "get_task", classmethod(lambda cls, task_id=None, **kw: trials[task_id]))
+    monkeypatch.setattr(clearml.Task, "force_requirements_env_freeze", classmethod(lambda cls, **kw: None))
+    parser = optimize.build_parser()
+    args = parser.parse_args(["--base-task-id", "base", "--offline", "--output-dir", str(tmp_path),
+                              "--batch-size", "16,32", "--train-args", "--select last"])
+    space = search.space_from(args)
+    result = optimize.run_online(args, parser, space)
+    assert [row["objective"] for row in result["trials"]] == [0.60, 0.70]
+    assert result["best"]["task_id"] == "t-steady" and result["best"]["val_accuracy"] == 0.70
+    assert "validation accuracy: 0.7000" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("sign, field", [("max", "last"), ("max_global", "max")])
+def test_trial_objective_reads_the_field_of_the_sign(sign, field):
+    metrics = {"accuracy": {"val": {"last": 0.6, "max": 0.9, "min": 0.1}}}
+    assert search.trial_objective(metrics, sign) == metrics["accuracy"]["val"][field]
+    assert search.trial_objective({}, sign) is None
+
+
+def test_help_describes_the_objective_of_the_kept_weights():
+    text = optimize.build_parser().format_help()
+    assert "maximum over its epochs" not in text and "best VALIDATION accuracy" not in text
+    assert "--select last" in text and "its last value" in text

@@ -269,7 +269,7 @@ def test_a_missing_model_is_a_clear_error(tmp_path, capsys):
     assert "d41d8cd98f00b204e9800998ecf8427e" in err and "offline, because --offline was given" in err
     with pytest.raises(SystemExit):  # an audio file is not a model
         predict.main([str(clip), str(clip), "--offline"])
-    assert "not an audioclf model file" in capsys.readouterr().err
+    assert "not a model file of this project" in capsys.readouterr().err
 
 
 # ----------------------------------------------------------------------------- MODEL as a ClearML id

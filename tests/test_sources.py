@@ -184,10 +184,10 @@ def test_local_esc50_folder_is_copied_not_moved_and_classes_reindexed(tmp_path):
 def test_urbansound8k_download_cut_resumed_verified_and_cached(served, tmp_path, capsys):
     served.cut("/UrbanSound8K.tar.gz", 1000)
     out = tmp_path / "out"
-    with pytest.raises(SystemExit):  # a typo in --classes stops the run before any heavy work ...
+    with pytest.raises(SystemExit):  # a typo in --classes stops the run before any download or session
         run_get_data(out, "--source", "urbansound8k", "--classes", "dog_bork")
     assert "unknown classes ['dog_bork']" in capsys.readouterr().err
-    assert (out / "staging" / "urbansound8k" / ".extracted.json").is_file()  # ... and keeps the extraction
+    assert served.requests == [] and not (out / "staging").exists()
     raw = run_get_data(out, "--source", "urbansound8k")
     assert raw["num_clips"] == 30 and raw["classes"] == list(US8K_CLASSES) and raw["layout"] == "urbansound8k"
     assert [r for p, r in served.requests if p == "/UrbanSound8K.tar.gz"] == [None, "bytes=1000-"]

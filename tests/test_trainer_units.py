@@ -339,7 +339,7 @@ def test_load_model_rejects_torch_files_that_are_not_models(tmp_path, content):
     obj = {"dict": {"state_dict": {}}, "tensor": torch.zeros(3),
            "wrong format": {"format": "audioclf.model/0", "arch": "compact"}}[content]
     torch.save(obj, path)
-    with pytest.raises(ValueError, match="not an audioclf model file"):
+    with pytest.raises(ValueError, match="not a model file of this project"):
         load_model(path)
 
 

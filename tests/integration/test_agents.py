@@ -19,7 +19,7 @@ TRAIN = ["--epochs", "2", "--width", "4", "--device", "cpu"]
 
 
 def pipeline_args(agents, names, out, *extra: str) -> list[str]:
-    return ["--project", names["project"], "--queue", agents["cpu"], "--gpu-queue", agents["gpu"],
+    return ["--project", names["project"], "--steps-queue", agents["cpu"], "--gpu-queue", agents["gpu"],
             "--controller-queue", agents["services"], "--num-clips", "30", "--seed", "4", "--output-dir", str(out),
             "--device", "cpu", *TRAIN, *extra]
 

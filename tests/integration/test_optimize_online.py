@@ -10,7 +10,8 @@ from clearml_env import task_id_in
 
 
 def test_three_trials_on_an_agent_the_best_by_validation_accuracy(user, agents, datasets):
-    done = user.run("optimize.py", "--dataset-id", datasets["features"], "--queue", agents["gpu"], "--trials", "3",
+    done = user.run("optimize.py", "--dataset-id", datasets["features"], "--trials-queue", agents["gpu"],
+                    "--trials", "3",
                     "--epochs", "2", "--batch-size", "8,16", "--train-args", "--width 4 --device cpu",
                     "--concurrent", "1", "--poll-seconds", "3", "--no-prune", *datasets["common"], timeout=900)
     assert "=== best trial ===" in done.stdout
@@ -27,6 +28,10 @@ def test_three_trials_on_an_agent_the_best_by_validation_accuracy(user, agents, 
     objective = {t["id"]: t["scalars"]["accuracy"]["val"]["y"][-1] for t in trials if t["status"] == "completed"}
     assert objective and best_id in objective
     assert objective[best_id] == max(objective.values()), "the best is chosen by validation accuracy"
+    # The report reads the number the optimizer maximized (issue 30, item 5): the last accuracy/val, not its
+    # maximum over the epochs.
+    reported = float(done.stdout.split("validation accuracy:")[-1].split()[0])
+    assert reported == round(objective[best_id], 4), (reported, objective[best_id])
     # The trials are normal training tasks with the searched arguments in Args/ and a model each.
     for trial in trials:
         assert trial["parameters"]["Args/epochs"] == "2" and trial["parameters"]["Args/batch_size"] in ("8", "16")
