@@ -2,8 +2,8 @@
 called in-process on the same file, in the same run.
 
     eval "$(../shared/clearml-server/start.sh)"      # or any ClearML server: CLEARML_API_HOST, ..._ACCESS_KEY, ...
-    python benchmarks/serving.py                     # the default CNN and features, untrained (same cost)
-    python benchmarks/serving.py --model outputs/runs/training-.../model.pt --requests 300
+    python benchmarks/serve_latency.py                     # the default CNN and features, untrained (same cost)
+    python benchmarks/serve_latency.py --model outputs/runs/training-.../model.pt --requests 300
 
 What it does: writes a 4 s, 44.1 kHz stereo PCM_16 WAV (an UrbanSound8K clip's format) of a generated siren;
 registers the model on the server with ``clearml-serving model upload``; adds an endpoint with serve.py (a
