@@ -3,7 +3,7 @@
     python -m pytest -q tests/test_serving.py
 
 The HTTP path (the real clearml-serving inference process and CLI against a ClearML server) is
-tests/integration/test_serving.py; here the Preprocess class is driven as clearml-serving drives it: a
+tests/integration/test_serving_online.py; here the Preprocess class is driven as clearml-serving drives it: a
 ModelEndpoint set on the instance, load(model file), then preprocess(bytes) -> process -> postprocess.
 """
 

@@ -1,6 +1,6 @@
 """Serving online: a model trained on the server, served by the real clearml-serving inference process over HTTP.
 
-    python -m pytest -q tests/integration/test_serving.py
+    python -m pytest -q tests/integration/test_serving_online.py
 
 training.py trains a tiny model online; serve.py creates the serving service and the endpoints with the real
 ``clearml-serving`` CLI; the real inference process (``uvicorn clearml_serving.serving.main:app``) runs as a
