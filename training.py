@@ -82,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="(default: %(default)s)")
     opt.add_argument("--label-smoothing", type=unit_float, default=_DEFAULTS.label_smoothing,
                      help="(default: %(default)s)")
+    opt.add_argument("--dropout", type=unit_float, default=_DEFAULTS.dropout,
+                     help="dropout before the CNN's linear head; the torchvision models keep their own "
+                          "(default: %(default)s)")
     opt.add_argument("--patience", type=non_negative_int, default=_DEFAULTS.patience,
                      help="stop after this many epochs without a better validation accuracy; 0 never stops early, "
                           "which suits the one-cycle schedule (default: %(default)s)")
@@ -134,7 +137,7 @@ def train_config_from(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(arch=args.model, width=args.width, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                        weight_decay=args.weight_decay, label_smoothing=args.label_smoothing, patience=args.patience,
                        augment=not args.no_augment, masks=args.masks, freq_shift=args.freq_shift, eq_db=args.eq_db,
-                       mixup=args.mixup, ema=args.ema, band_norm=not args.no_band_norm, level_norm=args.level_norm,
+                       mixup=args.mixup, dropout=args.dropout, ema=args.ema, band_norm=not args.no_band_norm, level_norm=args.level_norm,
                        tta=args.tta, select=args.select, amp=not args.no_amp,
                        channels_last=not args.no_channels_last, compile=args.compile, seed=args.seed)
 

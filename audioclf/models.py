@@ -129,19 +129,22 @@ class AudioClassifier(nn.Module):
     """(B, n_mels, frames) spectrograms in dB -> (B, num_classes) logits.
 
     ``width``: base channels of the CNNs ("cnn", "compact"; ignored by the torchvision backbones).
+    ``dropout``: before the CNNs' linear head (ignored by the torchvision backbones, which keep their own).
     ``level_norm``: subtract each clip's maximum first, so the model sees the spectrum relative to the
     clip's loudest bin: a recording's gain (a constant in dB) then changes nothing.
     The input is normalized with the training set's mean and std per mel band (``fit_normalization``).
     """
 
     def __init__(self, arch: str, num_classes: int, pretrained: bool = False, weights_file: str | None = None,
-                 width: int | None = None, level_norm: bool = False):
+                 width: int | None = None, level_norm: bool = False, dropout: float = 0.3):
         super().__init__()
         if arch not in ARCHITECTURES:
             raise ValueError(f"unknown model {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
         if arch in CNN_ARCHITECTURES and (pretrained or weights_file):
             raise ValueError(f"the {arch} CNN has no ImageNet weights; --pretrained and --weights need a "
                              "torchvision model (resnet18, resnet34, efficientnet_b0, mobilenet_v3)")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"--dropout must be in [0, 1), got {dropout}")
         if width is not None and width < 1:
             raise ValueError(f"--width must be a positive number of channels, got {width}")
         if width is not None and arch == "compact" and width != COMPACT_WIDTH:
@@ -151,7 +154,8 @@ class AudioClassifier(nn.Module):
         self.width = (COMPACT_WIDTH if arch == "compact" else width or DEFAULT_WIDTH) if arch in CNN_ARCHITECTURES \
             else None
         self.level_norm = bool(level_norm)
-        self.backbone = (CompactCNN(num_classes, width=self.width) if arch in CNN_ARCHITECTURES
+        self.dropout = float(dropout) if arch in CNN_ARCHITECTURES else None
+        self.backbone = (CompactCNN(num_classes, width=self.width, dropout=self.dropout) if arch in CNN_ARCHITECTURES
                          else torchvision_backbone(arch, num_classes, pretrained, weights_file))
         self.register_buffer("mean", torch.zeros(()))
         self.register_buffer("std", torch.ones(()))
@@ -159,7 +163,10 @@ class AudioClassifier(nn.Module):
     @property
     def model_args(self) -> dict:
         """What ``AudioClassifier(arch, num_classes, **model_args)`` needs to rebuild this model."""
-        return {"width": self.width, "level_norm": self.level_norm}
+        args = {"width": self.width, "level_norm": self.level_norm}
+        if self.dropout is not None:  # the CNNs' head; a torchvision backbone keeps its own
+            args["dropout"] = self.dropout
+        return args
 
     def _leveled(self, spec: torch.Tensor) -> torch.Tensor:
         return spec - spec.amax(dim=(-2, -1), keepdim=True) if self.level_norm else spec

@@ -44,6 +44,7 @@ SEARCHABLE: dict[str, tuple[type, bool, str]] = {
     "batch_size": (int, False, "16,32,64"),
     "mixup": (float, False, "0:0.5"),
     "weight_decay": (float, True, "1e-4:1e-1"),
+    "dropout": (float, False, "0:0.5"),
     "model": (str, False, _TRAIN.arch),
     "epochs": (int, False, str(_TRAIN.epochs)),
 }

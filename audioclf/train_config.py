@@ -26,6 +26,7 @@ class TrainConfig:
     eq_db: float = 0.0  # add a smooth random curve of up to +-eq_db dB over the mel bands (mic colour); 0: off
     mixup: float = 0.0  # Beta(alpha, alpha) mixup of training batches; 0: off. Off by default: in a 25-epoch
     #                     schedule it slowed the CNN's fit and cost 0.1-0.2 accuracy (README, "Training")
+    dropout: float = 0.3  # dropout before the CNNs' linear head (torchvision backbones keep their own)
     ema: float = 0.0  # decay per step of an exponential moving average of the weights, which is then the
     #                   model validated and saved; 0: off
     band_norm: bool = True  # normalize the input per mel band (False: one mean and std for all)
@@ -43,11 +44,16 @@ class TrainConfig:
         return asdict(self)
 
     def model_kwargs(self) -> dict:
-        return {"width": self.width, "level_norm": self.level_norm}
+        return {"width": self.width, "level_norm": self.level_norm, "dropout": self.dropout}
 
     def spec(self) -> str:
-        """A short hash of every field: results of a changed config are never mistaken for this one's."""
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:10]
+        """A short hash of every field: results of a changed config are never mistaken for this one's.
+        A field added later is left out at the value every config had before it (the CSVs keep their hashes)."""
+        values = asdict(self)
+        for name, before in _FIELDS_ADDED_LATER.items():
+            if values[name] == before:
+                del values[name]
+        return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:10]
 
     def with_changes(self, changes: str) -> TrainConfig:
         """This config with 'key=value,key=value' applied ('none' for None; booleans as true/false/1/0).
@@ -60,6 +66,10 @@ class TrainConfig:
                 raise ValueError(f"unknown TrainConfig field {key!r}; known: {', '.join(known)}")
             cfg = replace(cfg, **{key: _convert(value, getattr(TrainConfig(), key), known[key])})
         return cfg
+
+
+# field -> the value every config had before the field existed
+_FIELDS_ADDED_LATER = {"dropout": 0.3}
 
 
 def named_config(text: str, bases: dict[str, TrainConfig]) -> tuple[str, TrainConfig]:

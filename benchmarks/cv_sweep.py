@@ -7,6 +7,8 @@
     python benchmarks/cv_sweep.py --make-pack short-loop.npz --pad loop --shorten 0.42  # half the clips short
     python benchmarks/cv_sweep.py --make-pack us8k.npz --source /data/UrbanSound8K
     python benchmarks/cv_sweep.py --report sweep.csv --baseline defaults      # the table again
+    python benchmarks/cv_sweep.py --pack short-loop.npz @benchmarks/sweeps/regularization.args \\
+        --folds all --seeds 0,1 --jobs 14 --deadline 540 --results reg.csv   # a preset: one argument per line
 
 benchmarks/accuracy.py answers "which recipe wins at equal wall time on this
 machine"; this script answers "which change to the recipe helps, and by more
@@ -217,7 +219,8 @@ def _write_csv(frame: pd.DataFrame, path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     fromfile_prefix_chars="@")
     parser.add_argument("--make-pack", type=Path, metavar="FILE", help="write the features pack and stop")
     parser.add_argument("--source", default="synthetic", help="--make-pack: 'synthetic' or a dataset folder")
     parser.add_argument("--num-clips", type=int, default=1200, help="--make-pack synthetic: clips (default 1200)")

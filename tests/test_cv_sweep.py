@@ -102,3 +102,20 @@ def test_a_shortened_dataset_is_not_mistaken_for_the_plain_one(tmp_path):
     generate_dataset(root, num_clips=60, seed=0, progress=False)
     with pytest.raises(ValueError, match="shorten=0.42"):
         generate_dataset(root, num_clips=60, seed=0, progress=False, shorten=0.42)
+
+
+def test_the_regularization_preset_is_every_knob_of_the_recipe_once(packs, tmp_path, capsys):
+    # benchmarks/sweeps/regularization.args: the grid that re-chooses the regularization of the defaults.
+    preset = Path(cv_sweep.__file__).parent / "sweeps" / "regularization.args"
+    assert cv_sweep.main(["--pack", str(packs["loop"]), f"@{preset}", "--folds", "1", "--seeds", "0,1",
+                          "--deadline", "0", "--device", "cpu", "--results", str(tmp_path / "r.csv")]) == 0
+    out = capsys.readouterr().out
+    assert "30 runs to do (15 configs x 1 folds x 2 seeds" in out
+    changed = {}
+    lines = preset.read_text().splitlines()
+    for flag, value in zip(lines, lines[1:]):
+        if flag == "--config":
+            name, _, cfg = cv_sweep.parse_spec(value)
+            changed[name] = {k for k, v in cfg.to_dict().items() if v != getattr(cv_sweep.BASES["defaults"], k)}
+    assert set().union(*changed.values()) == {"mixup", "masks", "ema", "weight_decay", "dropout",
+                                              "label_smoothing", "epochs"}

@@ -459,3 +459,36 @@ def test_fit_refuses_weights_that_stop_being_finite_while_the_loss_stays_finite(
     with pytest.raises(NonFiniteError, match=f"weights {where} are not finite: training diverged.*--lr"):
         fit(model, x, y, split, cfg, torch.device("cpu"), log_scalar, progress=False)
     assert losses and all(np.isfinite(losses))
+
+
+def test_a_model_file_without_dropout_in_its_args_loads_with_the_old_head(tmp_path):
+    # Files written before --dropout existed hold model_args without it; their head had dropout 0.3.
+    model = AudioClassifier("cnn", 3, width=4, dropout=0.1).eval()
+    save_model(tmp_path / "m.pt", model, ["a", "b", "c"], {}, {}, {})
+    bundle = torch.load(tmp_path / "m.pt", weights_only=True)
+    assert bundle["model_args"]["dropout"] == 0.1
+    del bundle["model_args"]["dropout"]
+    torch.save(bundle, tmp_path / "old.pt")
+    old, _ = load_model(tmp_path / "old.pt")
+    assert [m.p for m in old.modules() if isinstance(m, torch.nn.Dropout)] == [0.3]
+    x = torch.randn(2, 64, 50)
+    assert torch.equal(old(x), model(x))  # dropout changes nothing at inference
+
+
+def test_a_torchvision_backbone_keeps_its_own_dropout():
+    model = AudioClassifier("mobilenet_v3", 3, dropout=0.0)
+    assert "dropout" not in model.model_args
+    assert any(m.p > 0 for m in model.modules() if isinstance(m, torch.nn.Dropout))
+
+
+def test_adding_a_config_field_keeps_the_hashes_of_the_committed_results():
+    # benchmarks/results/*.csv key their rows by TrainConfig.spec(): a new field at the value every config had
+    # before it must not orphan them, and any other value must give another hash.
+    from pathlib import Path
+
+    from audioclf.train_config import TrainConfig
+
+    results = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+    specs = set(pd.read_csv(results / "accuracy-synthetic-n1200-seed0-v4.csv")["spec"].str[:10])
+    assert TrainConfig().spec() in specs
+    assert TrainConfig(dropout=0.5).spec() != TrainConfig().spec()

@@ -116,3 +116,20 @@ def test_cross_validation_over_several_folds(features):
     # The task publishes the mean and std as its outputs, as cross_validation.py does (General/...).
     general = json.loads((Path(result["session_dir"]) / "task.json").read_text())["hyperparams"]["General"]
     assert float(general["accuracy_mean"]["value"]) == pytest.approx(cv["accuracy_mean"], abs=1e-6)
+
+
+def test_dropout_reaches_the_head_and_the_saved_model(features):
+    from audioclf.models import load_model
+
+    result = _train(features, "--epochs", "1", "--width", "4", "--dropout", "0.5")
+    model, bundle = load_model(result["model_path"])
+    assert bundle["model_args"]["dropout"] == 0.5
+    assert bundle["train_config"]["dropout"] == 0.5
+    assert [m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)] == [0.5]
+
+
+def test_dropout_of_one_or_more_is_a_usage_error(features, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        _train(features, "--dropout", "1")
+    assert exit_info.value.code == 2
+    assert "--dropout" in capsys.readouterr().err
