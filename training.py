@@ -156,6 +156,8 @@ def main(argv: list[str] | None = None, on_epoch: Callable[[int, float], None] |
         test = result["test"]
         print(f"test fold {result['test_fold']}: accuracy {test['accuracy']:.4f}, macro-F1 {test['f1_macro']:.4f}")
         print(f"model: {result['model_path']}")
+        if result.get("model_id"):
+            print(f"model id: {result['model_id']} (predict.py and serve.py take it)")
     print(f"results: {run.where()}")
     return result
 
@@ -282,8 +284,11 @@ def _train_fold(args: argparse.Namespace, run: tracking.Run, test_fold: int, val
     run.artifact(f"confusion_matrix{tag}", confusion)
     run.artifact(f"metrics{tag}", metrics)
     name = "audio classifier" if cv_fold is None else f"audio classifier fold {cv_fold}"
+    # The serving tag (serve.py --auto-update follows it) marks a run's final model; not a fold's, nor a search
+    # trial's (optimize.py), which is a short run in the same project with the same model name.
+    serving = cv_fold is None and not _is_search_trial(run)
     model_id = _register_model(run, model_path, name, class_names, info["feature_config"], tag,
-                               tags=[tracking.SERVING_TAG] if cv_fold is None else None)
+                               tags=[tracking.SERVING_TAG] if serving else None)
     if model_id:
         metrics["model_id"] = model_id
     if cv_fold is None:
@@ -308,6 +313,14 @@ def _log_samples(run: tracking.Run, x: torch.Tensor, y: torch.Tensor, split, y_p
             image = ((spec - spec.min()) / (spec.max() - spec.min()).clamp_min(1e-6)).flip(0)[None]  # (1, M, T)
             title = name if part == "train" else f"{name} (predicted {class_names[int(y_pred[where[0]])]})"
             run.tensorboard.add_image(f"{part}{tag}/{title}", image, 0)
+
+
+def _is_search_trial(run: tracking.Run) -> bool:
+    """A trial of a hyperparameter search: ClearML's optimizer tags the clones it runs 'optimization' and
+    'opt: <optimizer task id>' (clearml/automation/optimization.py)."""
+    if run.offline or run.task is None:
+        return False
+    return any(t == "optimization" or t.startswith("opt:") for t in run.task.get_tags() or [])
 
 
 def _register_model(run: tracking.Run, model_path, name: str, class_names: list[str], feature_config: dict,

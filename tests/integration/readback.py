@@ -32,7 +32,8 @@ def task_record(task_id: str, brief: bool, log: int = 0) -> dict:
         system_tags=task.get_system_tags(), parameters=task.get_parameters(), parent=task.parent,
         configuration={name: task.get_configuration_object(name) for name in (task.data.configuration or {})},
         artifacts={name: {"url": str(a.url)} for name, a in task.artifacts.items()},
-        output_models=[{"id": m.id, "name": m.name, "url": m.url, "labels": m.labels, "config": m.config_dict}
+        output_models=[{"id": m.id, "name": m.name, "url": m.url, "labels": m.labels, "config": m.config_dict,
+                        "tags": list(m.tags or [])}
                        for m in task.models["output"]],
         scalars=task.get_reported_scalars(),
         plots=[{"metric": p["metric"], "variant": p["variant"], "type": json.loads(p["plot_str"])["data"][0]["type"]}

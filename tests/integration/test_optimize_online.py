@@ -6,6 +6,7 @@ run by a real agent, the best chosen by validation accuracy.
 
 from __future__ import annotations
 
+from audioclf.tracking import SERVING_TAG
 from clearml_env import task_id_in
 
 
@@ -38,4 +39,6 @@ def test_three_trials_on_an_agent_the_best_by_validation_accuracy(user, agents, 
         assert trial["parameters"]["Args/dataset_id"] == datasets["features"]
         if trial["status"] == "completed":
             assert trial["output_models"] and not trial["output_models"][0]["url"].startswith("file://")
+            # A trial's model is not one serve.py --auto-update should pick up.
+            assert SERVING_TAG not in trial["output_models"][0]["tags"]
     assert params["General/best_model_id"] == next(t for t in trials if t["id"] == best_id)["output_models"][0]["id"]

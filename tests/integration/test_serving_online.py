@@ -31,9 +31,16 @@ TRAIN = ["--epochs", "1", "--width", "4", "--batch-size", "8", "--device", "cpu"
 STATIC, AUTO = "audio_classifier", "audio_auto"
 
 
+def _own_project(common: list[str]) -> list[str]:
+    """The session's arguments with the project moved to a subproject of its own: --auto-update follows every
+    tagged model of one name in the model's project, and the other modules train models there too."""
+    i = common.index("--project")
+    return [*common[:i + 1], common[i + 1] + "/serving", *common[i + 2:]]
+
+
 def train(user, datasets) -> str:
-    """One online training run; the id of the model it registered."""
-    done = user.run("training.py", "--dataset-id", datasets["features"], *TRAIN, *datasets["common"])
+    """One online training run in this module's subproject; the id of the model it registered."""
+    done = user.run("training.py", "--dataset-id", datasets["features"], *TRAIN, *_own_project(datasets["common"]))
     metrics = json.loads((Path(output_of(done, "model:")).parent / "metrics.json").read_text())
     return metrics["model_id"]
 
@@ -48,7 +55,7 @@ def served(server, user, datasets, names, tmp_path_factory):
     url = f"http://127.0.0.1:{port}"
     static = user.run("serve.py", "--model-id", model_id, "--url", url)
     service_id = re.search(r"^serving service: ([0-9a-f]+) \(created, project '(.+)'\)$", static.stdout, re.M)
-    assert service_id and service_id.group(2) == names["project"], static.stdout
+    assert service_id and service_id.group(2) == names["project"] + "/serving", static.stdout
     service_id = service_id.group(1)
     assert f"curl -X POST {url}/serve/{STATIC} -H 'Content-Type: audio/wav' --data-binary @clip.wav" in static.stdout
     auto = user.run("serve.py", "--model-id", model_id, "--auto-update", "--endpoint", AUTO, "--url", url)

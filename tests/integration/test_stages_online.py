@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from audioclf.tracking import SERVING_TAG
 from clearml_env import output_of, task_id_in
 
 TRAIN = ["--epochs", "2", "--width", "4", "--batch-size", "8", "--device", "cpu"]
@@ -80,6 +81,8 @@ def test_training_online_reports_and_registers_a_downloadable_model(user, datase
     assert {s["title"] for s in task["debug_samples"]} >= {"train", "test"}
     (model,) = task["output_models"]
     assert task["parameters"]["General/model_id"] == model["id"]
+    assert SERVING_TAG in model["tags"]  # a run's final model: what serve.py --auto-update follows
+    assert f"model id: {model['id']} " in trained["output"]  # what predict.py and serve.py take, printed
     assert model["labels"] and sorted(model["labels"].values()) == list(range(len(model["labels"])))
     assert model["config"]["feature_config"]["n_mels"] == 64
     files_host = user.server.env.get("CLEARML_FILES_HOST", "")
