@@ -72,6 +72,12 @@ class TrainConfig:
 _FIELDS_ADDED_LATER = {"dropout": 0.3}
 
 
+def same_config(recorded: dict, cfg: TrainConfig) -> bool:
+    """Whether a config recorded as a dict (a checkpoint's) is ``cfg``; a field added after the record was
+    written counts as the value every config had before it."""
+    return {**_FIELDS_ADDED_LATER, **recorded} == cfg.to_dict()
+
+
 def named_config(text: str, bases: dict[str, TrainConfig]) -> tuple[str, TrainConfig]:
     """'NAME=BASE:key=value,key=value' -> (NAME, ``bases[BASE]`` with those fields changed), as the benchmarks
     take configs on their command line. Raises ValueError saying what is wrong."""

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from . import atomic, evaluation
 from .models import AudioClassifier
-from .train_config import OLD_DEFAULTS, SELECT_MODES, TrainConfig  # noqa: F401  (re-exported: the config lives there)
+from .train_config import OLD_DEFAULTS, SELECT_MODES, TrainConfig, same_config  # noqa: F401  (re-exported: the config lives there)
 
 
 @dataclass
@@ -235,7 +235,7 @@ def fit(
     history: list[dict] = []
     first_epoch = 1
     if resume is not None:
-        if resume["train_config"] != cfg.to_dict() or resume["folds"] != [split.test_fold, split.val_fold]:
+        if not same_config(resume["train_config"], cfg) or resume["folds"] != [split.test_fold, split.val_fold]:
             raise ValueError("--resume: the checkpoint was made with another training config or folds "
                              f"({resume['train_config']}, folds {resume['folds']}); rerun with the same arguments")
         model.load_state_dict(resume["model"])

@@ -492,3 +492,14 @@ def test_adding_a_config_field_keeps_the_hashes_of_the_committed_results():
     specs = set(pd.read_csv(results / "accuracy-synthetic-n1200-seed0-v4.csv")["spec"].str[:10])
     assert TrainConfig().spec() in specs
     assert TrainConfig(dropout=0.5).spec() != TrainConfig().spec()
+
+
+def test_a_checkpoint_from_before_a_field_existed_is_the_same_config():
+    # --resume compares the checkpoint's recorded config: one written before --dropout existed has no such key.
+    from audioclf.train_config import TrainConfig, same_config
+
+    recorded = TrainConfig().to_dict()
+    del recorded["dropout"]
+    assert same_config(recorded, TrainConfig())
+    assert not same_config(recorded, TrainConfig(dropout=0.5))
+    assert not same_config({**recorded, "lr": 0.01}, TrainConfig())
