@@ -66,22 +66,43 @@ def read_table(root: Path, layout: Layout = URBANSOUND8K) -> pd.DataFrame:
         raise MetadataError(f"{csv_path} not found: a folder in {layout.name} layout holds {layout.describe()}")
     try:
         table = pd.read_csv(csv_path)
+        # Names are text as written: pandas would read a class named "NA", "null" or "nan", or an empty cell,
+        # as a missing value and the class names would shift against the labels.
+        text = [c for c in _TEXT_COLUMNS if c in table.columns]
+        if text:
+            raw = pd.read_csv(csv_path, usecols=text, dtype=str, keep_default_na=False)
+            for column in text:
+                table[column] = raw[column].to_numpy()
     except (ValueError, UnicodeDecodeError) as exc:  # pandas' ParserError and EmptyDataError are ValueErrors
         raise MetadataError(f"{csv_path} is not a readable CSV table ({exc}); restore the original file") from exc
     missing = [c for c in layout.columns if c not in table.columns]
     if missing:
         raise MetadataError(f"{csv_path} lacks the columns {missing}; expected {','.join(layout.columns)}")
+    name_column = "class" if layout is URBANSOUND8K else "category"
+    empty = table.index[table[name_column].astype(str).str.strip() == ""]
+    if len(empty):
+        raise MetadataError(f"{csv_path}: {len(empty)} rows have no {name_column} name (first: row {int(empty[0]) + 2} "
+                            f"of the file); fill it in or remove the rows")
     if layout is ESC50:
         return normalize_esc50(table, csv_path)
     return normalize_urbansound8k(table, csv_path)
 
 
+# Columns read as text whatever they hold (file and class names).
+_TEXT_COLUMNS = ("slice_file_name", "class", "filename", "category")
+
+
 def _int_column(table: pd.DataFrame, column: str, origin: Path | str) -> pd.Series:
+    """A column of whole numbers ("3", "3.0"); blanks, text, fractions, infinities and numbers too large for an
+    integer are a MetadataError naming the rows."""
     values = pd.to_numeric(table[column], errors="coerce")
-    bad = values.isna() | (values != values.round())
+    bad = values.isna() | ~np.isfinite(values.astype(float)) | (values.astype(float).abs() > 2**31) \
+        | (values != values.round())
     if bad.any():
-        raise MetadataError(f"{origin}: non-numeric {column} values in rows {list(table.index[bad][:5])}")
-    return values.astype(int)
+        rows = [int(i) + 2 for i in table.index[bad][:5]]
+        raise MetadataError(f"{origin}: {int(bad.sum())} {column} values are not whole numbers (rows {rows} of the "
+                            f"file, e.g. {table[column][bad].iloc[0]!r}); fix them or restore the original file")
+    return values.astype(np.int64)
 
 
 def _finish(out: pd.DataFrame, id_column: str) -> pd.DataFrame:
@@ -99,11 +120,8 @@ def reindexed_labels(class_numbers: pd.Series) -> pd.Series:
 
 def normalize_urbansound8k(table: pd.DataFrame, origin: Path | str = "UrbanSound8K.csv") -> pd.DataFrame:
     """Add filepath/fold/label/class to an UrbanSound8K table."""
-    bad_fold = pd.to_numeric(table["fold"], errors="coerce").isna()
-    if bad_fold.any():
-        raise MetadataError(f"{origin}: non-numeric fold values in rows {list(table.index[bad_fold][:5])}")
     out = table.copy()
-    out["fold"] = out["fold"].astype(int)
+    out["fold"] = _int_column(out, "fold", origin)
     out["classID"] = _int_column(out, "classID", origin)
     out["filepath"] = "audio/fold" + out["fold"].astype(str) + "/" + out["slice_file_name"].astype(str)
     return _finish(out, "classID")

@@ -117,7 +117,7 @@ def test_normalize_rejects_non_numeric_folds_naming_rows_and_origin():
     source = us8k_table(SAMPLE_ROWS)
     source["fold"] = source["fold"].astype(object)
     source.loc[3, "fold"] = "three"
-    with pytest.raises(MetadataError, match=r"origin\.csv.*non-numeric fold.*\[3\]"):
+    with pytest.raises(MetadataError, match=r"origin\.csv: 1 fold values are not whole numbers \(rows \[5\] of the file, e\.g\. 'three'\)"):
         normalize_urbansound8k(source, "origin.csv")
 
 
@@ -251,3 +251,30 @@ def test_class_names_of_normalized_table():
 ])
 def test_feature_path(audio, expected):
     assert feature_path(audio) == expected
+
+
+@pytest.mark.parametrize("value", ["1.5", "inf", "99999999999999999999999", ""])
+def test_a_fold_that_is_no_whole_number_is_refused_not_truncated(value):
+    source = us8k_table(SAMPLE_ROWS)
+    source["fold"] = source["fold"].astype(object)
+    source.loc[0, "fold"] = value
+    with pytest.raises(MetadataError, match=r"origin\.csv: 1 fold values are not whole numbers \(rows \[2\]"):
+        normalize_urbansound8k(source, "origin.csv")
+
+
+@pytest.mark.parametrize("name", ["NA", "null", "None", "nan", "N/A"])
+def test_a_class_named_like_a_missing_value_stays_a_class(tmp_path, name):
+    table = us8k_table(SAMPLE_ROWS)
+    table["class"] = table["class"].replace("car_horn", name)
+    write_us8k(tmp_path, table)
+    read = read_urbansound8k(tmp_path)
+    assert class_names_of(read) == ["air_conditioner", name, "children_playing"]
+    assert read["class"].tolist() == table["class"].tolist()
+
+
+def test_an_empty_class_cell_is_refused_naming_the_row(tmp_path):
+    table = us8k_table(SAMPLE_ROWS)
+    table.loc[1, "class"] = ""
+    write_us8k(tmp_path, table)
+    with pytest.raises(MetadataError, match=r"1 rows have no class name \(first: row 3 of the file\)"):
+        read_urbansound8k(tmp_path)
