@@ -217,10 +217,22 @@ def export(args: argparse.Namespace) -> dict:
                        "max_abs_diff": result.max_abs_diff}}
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file (the same path, or links to one file)."""
+    try:
+        return a.resolve() == b.resolve() or (a.exists() and b.exists() and a.samefile(b))
+    except OSError:
+        return False
+
+
 def main(argv: list[str] | None = None) -> dict:
     """Parse, classify, write; returns the report (model, settings, files, errors) that --format json writes."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.output is not None and args.output.is_dir():
+        parser.error(f"--output {args.output} is a folder; give the name of a file to write")
+    if args.output is not None and Path(args.model).exists() and _same_file(args.output, Path(args.model)):
+        parser.error(f"--output {args.output} is the model file itself; give another file name")
     try:
         if args.export:
             if args.audio:
@@ -234,6 +246,8 @@ def main(argv: list[str] | None = None) -> dict:
     except (ModelNotFound, ValueError, RuntimeError) as exc:
         fail(str(exc))
     files, problems = find_audio_files(args.audio)
+    if args.output is not None and any(_same_file(args.output, Path(f)) for f in files):
+        parser.error(f"--output {args.output} is one of the audio files to classify; give another file name")
     for path, reason in problems:
         print(f"warning: {path}: {reason}", file=sys.stderr)
     records, errors = classify_all(clf, files, args)

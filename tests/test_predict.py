@@ -310,3 +310,26 @@ def test_a_clearml_task_id_gives_its_output_model_or_model_artifact(two_class_mo
         task.artifacts = {}
         with pytest.raises(ModelNotFound, match="task-123.*as a model id.*no such model.*as a task id"):
             inference.resolve_model("task-123")
+
+
+@pytest.mark.parametrize("case", ["an input file", "a file in an input folder", "the model", "the model (export)",
+                                  "a folder"])
+def test_output_never_overwrites_an_input_or_the_model(two_class_model, tmp_path, capsys, case):
+    model = tmp_path / "model.pt"
+    model.write_bytes(two_class_model.read_bytes())
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    clip = _good_clip(clips / "clip.wav")
+    before = {p: p.read_bytes() for p in (model, clip)}
+    argv = {"an input file": [str(model), str(clip), "--output", str(clip)],
+            "a file in an input folder": [str(model), str(clips), "--output", str(clips / "." / "clip.wav")],
+            "the model": [str(model), str(clip), "--output", str(model)],
+            "the model (export)": [str(model), "--export", "torchscript", "--output", str(model)],
+            "a folder": [str(model), str(clip), "--output", str(clips)]}[case]
+    with pytest.raises(SystemExit) as exc:
+        predict.main(argv + ["--offline"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "--output" in err and "Traceback" not in err
+    assert {p: p.read_bytes() for p in before} == before
+    assert sorted(p.name for p in clips.iterdir()) == ["clip.wav"]
