@@ -8,8 +8,9 @@ into a mel spectrogram in dB and stored as one float16
 ``features/<audio path>.npy``. The child dataset adds only those files plus
 ``features.csv`` (the clip index) and ``features.json`` (the feature config and
 class names); the audio stays with the parent and is never modified. Clips that
-do not decode are skipped and listed in ``skipped_clips.csv``. Prints the new id
-for training.py.
+do not decode, or whose spectrogram overflows (float samples far above full
+scale), are skipped and listed in ``skipped_clips.csv``. Prints the new id for
+training.py.
 """
 
 from __future__ import annotations
@@ -122,7 +123,7 @@ def main(argv: list[str] | None = None) -> dict:
 
         atomic.write_csv(run.run_dir / "skipped_clips.csv", skipped)
         if len(skipped):
-            print(f"skipped {len(skipped)} clips that do not decode (listed in {run.run_dir / 'skipped_clips.csv'})")
+            print(f"skipped {len(skipped)} clips that do not decode or overflow (listed with the reason in {run.run_dir / 'skipped_clips.csv'})")
             run.table("Skipped clips", skipped)
         run.output("dataset_id", dataset.id)
         result = {"dataset_id": dataset.id, "parent_id": raw.id, "num_clips": len(index),

@@ -25,6 +25,11 @@ class AudioDecodeError(Exception):
         self.reason = reason
 
 
+# The reason for a clip whose samples are finite but so large (a float file far above full scale) that its
+# spectrogram overflows to Inf/NaN: found on the computed features, per clip, not by a sample threshold.
+OVERFLOW = "samples too large: the spectrogram overflows; re-export the file as normalized PCM"
+
+
 def _read(path: Path | str, seconds: float | None = None) -> tuple[np.ndarray, int]:
     """float32 (frames, channels) and the rate; with ``seconds``, only the frames needed for that long
     plus 100 ms (so the resampler's filter sees the same signal around the cut as with a full read)."""

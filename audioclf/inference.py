@@ -38,7 +38,7 @@ import soundfile as sf
 import soxr
 import torch
 
-from .audio import AudioDecodeError, fit_length
+from .audio import OVERFLOW, AudioDecodeError, fit_length
 from .device import resolve_device
 from .features import FeatureConfig, LogMel
 from .models import AudioClassifier, load_model
@@ -277,6 +277,15 @@ class Classifier:
         logits = self.model(self.spectrograms(waves))
         return torch.softmax(logits.float(), dim=1).cpu().numpy()
 
+    @torch.inference_mode()
+    def _file_probabilities(self, path: Path | str, waves: np.ndarray) -> np.ndarray:
+        """:meth:`probabilities` of a file's windows; AudioDecodeError(OVERFLOW) when a window's spectrogram
+        is not finite (samples far above full scale), rather than NaN probabilities."""
+        spec = self.spectrograms(waves)
+        if not bool(torch.isfinite(spec).all()):
+            raise AudioDecodeError(path, OVERFLOW)
+        return torch.softmax(self.model(spec).float(), dim=1).cpu().numpy()
+
     # --- files --------------------------------------------------------------
     def window_samples(self, window_s: float | None, hop_s: float | None) -> tuple[int, int]:
         """(window, hop) in samples at the model's rate; defaults: the model's duration and half of it."""
@@ -301,7 +310,8 @@ class Classifier:
 
     def classify_file(self, path: Path | str, window_s: float | None = None, hop_s: float | None = None,
                       batch_size: int = 64) -> FileResult:
-        """The per-window timeline of one file. Raises AudioDecodeError for a file that does not decode."""
+        """The per-window timeline of one file. Raises AudioDecodeError for a file that does not decode, or whose
+        spectrogram overflows."""
         info = audio_info(path)
         self.window_samples(window_s, hop_s)  # bad settings fail before any decoding
         starts, ends, probs, batch = [], [], [], []
@@ -310,10 +320,10 @@ class Classifier:
             ends.append(end)
             batch.append(wave)
             if len(batch) == batch_size:
-                probs.append(self.probabilities(np.stack(batch)))
+                probs.append(self._file_probabilities(path, np.stack(batch)))
                 batch = []
         if batch:
-            probs.append(self.probabilities(np.stack(batch)))
+            probs.append(self._file_probabilities(path, np.stack(batch)))
         rate = self.config.sample_rate
         return FileResult(path=str(path), info=info, class_names=list(self.class_names),
                           starts_s=np.asarray(starts) / rate, ends_s=np.asarray(ends) / rate,

@@ -23,7 +23,7 @@ import torch
 from tqdm import tqdm
 
 from . import atomic
-from .audio import AudioDecodeError, load_for_features
+from .audio import OVERFLOW, AudioDecodeError, load_for_features
 from .features import FeatureConfig, LogMel
 
 
@@ -60,6 +60,17 @@ def _chunks(items: list, size: int) -> Iterator[list]:
         yield items[start:start + size]
 
 
+def _drop_overflow(kept: list, out: torch.Tensor, failed: list) -> tuple[list, torch.Tensor]:
+    """The clips whose spectrogram is all finite, and their rows of ``out``; the others go to ``failed`` with
+    :data:`OVERFLOW` (a finite but huge float sample overflows the power spectrum). One isfinite per batch."""
+    finite = torch.isfinite(out).flatten(1).all(dim=1)
+    if bool(finite.all()):
+        return kept, out
+    flags = finite.tolist()
+    failed.extend((clip[0], OVERFLOW) for clip, ok in zip(kept, flags) if not ok)
+    return [clip for clip, ok in zip(kept, flags) if ok], out[finite]
+
+
 def extract_features(
     clips: list[tuple[str, Path, Path]],
     config: FeatureConfig,
@@ -71,7 +82,8 @@ def extract_features(
 ) -> ExtractReport:
     """Compute the spectrogram of each (name, audio path, output .npy path); existing outputs are reused.
 
-    Undecodable clips are skipped and listed in the report, never fatal.
+    Undecodable clips, and clips whose spectrogram is not finite, are skipped and listed in the report, never
+    fatal: nothing is written for them.
     """
     shape = (config.n_mels, config.num_frames)
     todo = [c for c in clips if not (c[2].is_file() and is_complete(c[2], shape))]
@@ -94,7 +106,8 @@ def extract_features(
         batch = torch.from_numpy(np.stack(waves))  # (B, samples)
         if on_cpu:
             with torch.inference_mode():
-                return failed, kept, transform(batch).to(torch.float16).numpy()  # (B, n_mels, frames)
+                kept, out = _drop_overflow(kept, transform(batch).to(torch.float16), failed)
+            return failed, kept, out.numpy()  # (B, n_mels, frames)
         return failed, kept, batch
 
     # On the CPU every worker runs the whole chain on small chunks with one torch thread each, so all
@@ -113,14 +126,16 @@ def extract_features(
             while pending:
                 failed, kept, out = pending.popleft().result()
                 pending.extend(pool.submit(work, c) for c in islice(chunks, 1))
+                if kept and not on_cpu:
+                    with torch.inference_mode():
+                        spec = transform(out.to(device)).to(torch.float16)
+                        kept, spec = _drop_overflow(kept, spec, failed)
+                    out = spec.cpu().numpy()
                 for name, reason in failed:
                     report.skipped.append((name, reason))
                     if on_skip:
                         on_skip(name, reason)
                 if kept:
-                    if not on_cpu:
-                        with torch.inference_mode():
-                            out = transform(out.to(device)).to(torch.float16).cpu().numpy()
                     for clip, spec in zip(kept, out):
                         _save_npy(clip[2], spec)
                     report.computed += len(kept)

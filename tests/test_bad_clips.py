@@ -8,6 +8,7 @@ reason, trains on the rest, and the folder's bytes are unchanged.
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
@@ -201,3 +202,104 @@ def test_salted_folder_run_finishes_reports_and_trains_on_the_rest(tmp_path):
     train = training.main(["--dataset-id", feats["dataset_id"], "--epochs", "1", "--device", "cpu"] + common)
     assert 0.0 <= train["test"]["accuracy"] <= 1.0
     assert tree_digest(source) == before, "the source folder must not change"
+
+
+# --- finite samples so large that the spectrogram overflows ---------------------------------------
+
+OVERFLOW = "samples too large: the spectrogram overflows; re-export the file as normalized PCM"
+
+
+def write_huge(path: Path, rate: int = RATE, seconds: float = 1.0) -> None:
+    """Finite float samples far above full scale: they pass the NaN/Inf checks, their power spectrum is Inf."""
+    sf.write(path, np.full(int(rate * seconds), 3e38, np.float32), rate, subtype="FLOAT", format="WAV")
+
+
+def test_a_clip_whose_spectrogram_overflows_is_skipped_in_its_batch_and_the_rest_written(tmp_path):
+    import torch
+
+    from audioclf.features import FeatureConfig
+    from audioclf.preprocess import extract_features
+
+    clips = []
+    for i in range(5):
+        wav = tmp_path / f"clip{i}.wav"
+        if i == 2:
+            write_huge(wav)
+        else:
+            sf.write(wav, tone(freq=300.0 * (i + 1)), RATE, subtype="PCM_16")
+        clips.append((wav.name, wav, tmp_path / "out" / f"clip{i}.npy"))
+    seen = []
+    report = extract_features(clips, FeatureConfig(n_mels=32, duration_s=0.5), torch.device("cpu"), batch_size=16,
+                              workers=1, progress=False, on_skip=lambda name, reason: seen.append((name, reason)))
+    assert report.skipped == seen == [("clip2.wav", OVERFLOW)]
+    assert report.computed == 4
+    assert not (tmp_path / "out" / "clip2.npy").exists()
+    for i in (0, 1, 3, 4):
+        assert np.isfinite(np.load(tmp_path / "out" / f"clip{i}.npy")).all()
+
+
+def test_preprocessing_skips_and_reports_an_overflowing_clip_and_processes_the_others(tmp_path):
+
+    source, out = tmp_path / "UrbanSound8K", tmp_path / "outputs"
+    rows = []
+    for fold in range(1, 11):
+        for class_id, name in enumerate(CLASSES):
+            rows.append({"slice_file_name": f"{100 + class_id}-{class_id}-0-{fold}.wav", "fsID": 100 + class_id,
+                         "start": 0.0, "end": 0.25, "salience": 1, "fold": fold, "classID": class_id, "class": name})
+    table = pd.DataFrame(rows)
+    for row in table.itertuples():
+        path = source / "audio" / f"fold{row.fold}" / row.slice_file_name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(path, tone(freq=300.0 * (row.classID + 1)), RATE, subtype="PCM_16")
+    (source / "metadata").mkdir()
+    table.to_csv(source / "metadata" / "UrbanSound8K.csv", index=False)
+    huge = f"audio/fold3/{table.iloc[7].slice_file_name}"
+    write_huge(source / huge)
+    common = ["--offline", "--output-dir", str(out)]
+
+    raw = get_data.main(["--source", str(source), "--workers", "1"] + common)
+    assert raw["num_clips"] == len(table)  # its samples are finite: the clip checks let it through
+    feats = preprocessing.main(["--dataset-id", raw["dataset_id"], "--device", "cpu", "--workers", "1"] + common)
+
+    skipped = pd.read_csv(Path(feats["run_dir"]) / "skipped_clips.csv")
+    assert dict(zip(skipped["filepath"], skipped["reason"])) == {huge: OVERFLOW}
+    assert feats["num_skipped"] == 1 and feats["num_clips"] == len(table) - 1
+    dataset = LocalStore(out / "datasets").get(feats["dataset_id"])
+    index = dataset.read_table("features.csv")
+    assert huge not in set(index["filepath"]) and len(index) == len(table) - 1
+    npys = [f for f in dataset.list_files() if f.endswith(".npy")]
+    assert len(npys) == len(table) - 1
+    assert not [f for f in npys if Path(f).stem == Path(huge).stem]
+    assert not [p for p in out.rglob(f"{Path(huge).stem}*.npy")]
+    assert all(np.isfinite(np.load(dataset.path(f))).all() for f in npys)
+
+
+def test_predict_reports_an_overflowing_file_as_bad_and_classifies_the_others(tmp_path, capsys):
+    import predict
+    from audioclf.features import FeatureConfig
+    from audioclf.models import AudioClassifier, save_model
+
+    config = FeatureConfig(sample_rate=RATE, n_fft=256, hop_length=128, n_mels=16, duration_s=0.5)
+    model_path = tmp_path / "model.pt"
+    save_model(model_path, AudioClassifier("compact", 2), list(CLASSES[:2]), config.to_dict(), {}, {})
+    folder = tmp_path / "inbox"
+    folder.mkdir()
+    sf.write(folder / "good.wav", tone(1.0), RATE, subtype="PCM_16")
+    write_huge(folder / "huge.wav")
+    out = tmp_path / "report.csv"
+
+    report = predict.main([str(model_path), str(folder), "--format", "csv", "--output", str(out), "--device", "cpu"])
+    assert [Path(f["path"]).name for f in report["files"]] == ["good.wav"]
+    assert [(Path(e["path"]).name, e["reason"]) for e in report["errors"]] == [("huge.wav", OVERFLOW)]
+    assert predict.exit_code(report) == 0
+    assert f"huge.wav: {OVERFLOW}" in capsys.readouterr().err
+    table = pd.read_csv(out, keep_default_na=False).set_index("file").rename(lambda p: Path(p).name)
+    assert table.loc["huge.wav", "error"] == OVERFLOW and table.loc["good.wav", "error"] == ""
+    assert np.isfinite(pd.to_numeric(table.loc[["good.wav"], "prob_1"])).all()
+    assert "nan" not in out.read_text().lower()
+
+    alone = predict.main([str(model_path), str(folder / "huge.wav"), "--format", "json", "--device", "cpu"])
+    assert alone["files"] == [] and alone["errors"][0]["reason"] == OVERFLOW
+    assert predict.exit_code(alone) == 1  # as when every file fails to decode
+    printed = capsys.readouterr().out
+    assert json.loads(printed)["errors"][0]["reason"] == OVERFLOW and "NaN" not in printed
