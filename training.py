@@ -34,7 +34,8 @@ from audioclf import atomic, crossval, evaluation, metadata, plots, tracking
 from audioclf.device import resolve_device
 from audioclf.export import EXPORT_FORMATS, export_file
 from audioclf.cli import fold_list, non_negative_float, non_negative_int, positive_float, positive_int, unit_float
-from audioclf.models import ARCHITECTURES, COMPACT_WIDTH, DEFAULT_WIDTH, AudioClassifier, save_model
+from audioclf.models import (ARCHITECTURES, CNN_ARCHITECTURES, CNN_MIN_SIZE, COMPACT_WIDTH, DEFAULT_WIDTH,
+                             AudioClassifier, save_model)
 from audioclf.store import DatasetCorrupt, recover_hint
 from audioclf.trainer import (SELECT_MODES, TrainConfig, default_val_fold, fit, load_checkpoint, load_features,
                               predict_logits, split_by_fold)
@@ -180,6 +181,21 @@ def load_dataset(dataset):
     return info, index
 
 
+def check_trainable(info: dict, index, arch: str, dataset_id: str) -> None:
+    """Refuse, naming the fix, data a classifier cannot learn from: fewer than two classes with clips, or
+    spectrograms too small for the CNN's four 2x2 max-pools."""
+    present = sorted(int(v) for v in index["label"].unique())
+    if len(present) < 2:
+        names = [info["class_names"][i] for i in present]
+        raise ValueError(f"dataset {dataset_id} has clips of {len(present)} class {names}: a classifier needs at "
+                         "least two; run get_data.py with more --classes")
+    if arch in CNN_ARCHITECTURES and min(info["shape"]) < CNN_MIN_SIZE:
+        raise ValueError(f"dataset {dataset_id} holds spectrograms of {info['shape'][0]} mel bands x "
+                         f"{info['shape'][1]} frames; --model {arch} pools them four times by 2 and needs at least "
+                         f"{CNN_MIN_SIZE} of each: run preprocessing.py with --n-mels >= {CNN_MIN_SIZE} and a "
+                         "--duration / --hop-length giving >= 16 frames, or use --model resnet18")
+
+
 def _train_all(args: argparse.Namespace, run: tracking.Run, on_epoch=None) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -187,6 +203,7 @@ def _train_all(args: argparse.Namespace, run: tracking.Run, on_epoch=None) -> di
     dataset = tracking.open_store(run).get(args.dataset_id, alias="features_dataset",
                                            needs=("features/*", FEATURES_INDEX, FEATURES_CONFIG), verify=args.verify)
     info, index = load_dataset(dataset)
+    check_trainable(info, index, args.model, dataset.id)
     available = sorted(int(f) for f in index["fold"].unique())
     if args.folds is not None:
         folds = args.folds or available
@@ -238,8 +255,9 @@ def _train_fold(args: argparse.Namespace, run: tracking.Run, test_fold: int, val
         if on_epoch is not None and name == "accuracy/val":
             on_epoch(epoch, value)
 
+    data = {"dataset_id": dataset_id, "class_names": list(class_names), "shape": list(info["shape"])}
     best, history = fit(model, x, y, split, cfg, device, log_scalar, checkpoint_path=out / "checkpoint.pt",
-                        resume=resume)
+                        resume=resume, data=data)
     train_seconds = time.time() - started
     model.load_state_dict(best["state"])
 

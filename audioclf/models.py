@@ -20,6 +20,7 @@ ARCHITECTURES = ("cnn", "compact", "resnet18", "resnet34", "efficientnet_b0", "m
 CNN_ARCHITECTURES = ("cnn", "compact")  # the ones that take --width
 COMPACT_WIDTH = 16  # "compact" is the CNN at this width: the old default, fastest on a CPU
 DEFAULT_WIDTH = 32  # "cnn"'s base channels unless --width says otherwise
+CNN_MIN_SIZE = 16  # mel bands and frames the CNNs need: four 2x2 max-pools leave at least one of each
 
 
 def _conv_block(c_in: int, c_out: int, convs: int) -> nn.Sequential:

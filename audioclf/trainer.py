@@ -193,6 +193,7 @@ def fit(
     progress: bool = True,
     checkpoint_path: Path | None = None,
     resume: dict | None = None,
+    data: dict | None = None,
 ) -> tuple[dict, pd.DataFrame]:
     """Train with AdamW and a one-cycle schedule and return the weights ``cfg.select`` names: those of the
     last epoch ("last": the end of the schedule, where the learning rate has annealed) or those with the
@@ -200,7 +201,9 @@ def fit(
 
     With ``cfg.ema`` the exponential moving average of the weights is the model that is validated,
     chosen and returned. ``checkpoint_path``: written after every epoch. ``resume``: a loaded checkpoint of
-    the same config and split to continue from. Returns the chosen state (``state``, its ``epoch`` and
+    the same config and split to continue from. ``data``: what identifies the training data (dataset id, class
+    names, feature shape), written into the checkpoint; a resume from another dataset's checkpoint is refused.
+    Returns the chosen state (``state``, its ``epoch`` and
     ``val_accuracy``, and ``best_epoch`` / ``best_val_accuracy``: the best validation accuracy of any epoch)
     and the history. Raises NonFiniteError when the loss or the weights stop being finite.
     """
@@ -238,7 +241,15 @@ def fit(
         if not same_config(resume["train_config"], cfg) or resume["folds"] != [split.test_fold, split.val_fold]:
             raise ValueError("--resume: the checkpoint was made with another training config or folds "
                              f"({resume['train_config']}, folds {resume['folds']}); rerun with the same arguments")
-        model.load_state_dict(resume["model"])
+        if data is not None and resume.get("data") not in (None, data):
+            raise ValueError(f"--resume: the checkpoint was made on other data ({resume['data']}), not on "
+                             f"{data}; resume with the dataset it was made on, or start afresh")
+        try:
+            model.load_state_dict(resume["model"])
+        except RuntimeError as exc:  # another class count or input shape than this dataset's
+            raise ValueError("--resume: the checkpoint's model does not fit this dataset (other classes or feature "
+                             f"shape: {str(exc).splitlines()[-1].strip()}); resume with the dataset it was made "
+                             "on") from exc
         if averaged is not None:
             averaged.load_state_dict(resume["averaged"])
         optimizer.load_state_dict(resume["optimizer"])
@@ -315,7 +326,8 @@ def fit(
                             averaged=averaged.state_dict() if averaged is not None else None,
                             optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
                             generator=generator.get_state(), cpu_rng=torch.get_rng_state(), best=best,
-                            history=history, train_config=cfg.to_dict(), folds=[split.test_fold, split.val_fold])
+                            history=history, train_config=cfg.to_dict(), folds=[split.test_fold, split.val_fold],
+                            data=data)
     chosen = best
     if cfg.select == "last" and history:
         chosen = {"val_accuracy": history[-1]["val_accuracy"], "epoch": history[-1]["epoch"],

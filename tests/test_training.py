@@ -133,3 +133,41 @@ def test_dropout_of_one_or_more_is_a_usage_error(features, capsys):
         _train(features, "--dropout", "1")
     assert exit_info.value.code == 2
     assert "--dropout" in capsys.readouterr().err
+
+
+def _features_of(features, name: str, get_data_args: list[str], preprocessing_args: list[str]) -> str:
+    out = features["out"]
+    common = ["--offline", "--output-dir", str(out)]
+    raw = get_data.main(["--num-clips", "60", "--seed", "11", "--workers", "1", *get_data_args] + common)
+    return preprocessing.main(["--dataset-id", raw["dataset_id"], "--device", "cpu", *preprocessing_args]
+                              + common)["dataset_id"]
+
+
+def _refused(features, dataset_id: str, capsys, *extra: str) -> str:
+    with pytest.raises(SystemExit) as exc:
+        training.main(["--dataset-id", dataset_id, "--device", "cpu", "--epochs", "1", *extra] + features["common"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return err
+
+
+def test_one_class_is_refused_not_trained_to_a_perfect_score(features, capsys):
+    from audioclf.synthetic import CLASS_NAMES
+
+    one = _features_of(features, "one", ["--classes", CLASS_NAMES[0]], ["--n-mels", "32", "--duration", "2"])
+    assert "a classifier needs at least two" in _refused(features, one, capsys)
+
+
+def test_spectrograms_too_small_for_the_cnn_are_refused_naming_the_fix(features, capsys):
+    small = _features_of(features, "small", [], ["--n-mels", "8", "--duration", "2"])
+    err = _refused(features, small, capsys, "--width", "4")
+    assert "8 mel bands" in err and "--n-mels >= 16" in err
+
+
+def test_resume_refuses_a_checkpoint_made_on_another_dataset(features, capsys):
+    first = _train(features, "--epochs", "2", "--width", "4")
+    other = _features_of(features, "other", [], ["--n-mels", "32", "--duration", "2", "--pad", "zero"])
+    err = _refused(features, other, capsys, "--epochs", "2", "--width", "4",
+                   "--resume", str(Path(first["run_dir"]) / "checkpoint.pt"))
+    assert "made on other data" in err and features["id"] in err
