@@ -83,6 +83,11 @@ def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -
                     cli.classes_problem(args.source, parse_classes(args.classes), args.esc10)):
         if problem:
             parser.error(problem)
+    local = Path(args.source).expanduser()
+    if local.is_dir() and args.output_dir.expanduser().resolve().is_relative_to(local.resolve()):
+        parser.error(f"--output-dir {args.output_dir} is inside the source folder {args.source}: the source is "
+                     "never written to, and its own outputs would be read back as clips; give an --output-dir "
+                     "outside it (or set AUDIOCLF_HOME)")
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -292,3 +292,16 @@ def test_unsafe_paths_in_the_table_are_refused(tmp_path, capsys):
         return table
     err = _table_error(tmp_path, capsys, edit)
     assert "climb out" in err
+
+
+@pytest.mark.parametrize("inside", ["outputs", "audio/out"])
+def test_an_output_dir_inside_the_source_folder_is_refused_and_nothing_written(tmp_path, monkeypatch, capsys, inside):
+    root = write_tree(tmp_path / "src", us8k_files(""))
+    before = sorted(p.relative_to(root) for p in root.rglob("*"))
+    monkeypatch.chdir(root)  # `cd /data/UrbanSound8K && get_data.py --source .`
+    with pytest.raises(SystemExit) as exc:
+        get_data.main(["--source", ".", "--output-dir", inside, "--offline"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "is inside the source folder" in err and "Traceback" not in err
+    assert sorted(p.relative_to(root) for p in root.rglob("*")) == before
