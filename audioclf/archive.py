@@ -78,15 +78,16 @@ def extract(archive: Path | str, target: Path | str, progress: bool = True) -> P
             _extract_tar(archive, work, progress)
         else:
             raise ArchiveError(f"{archive} is neither a zip nor a tar archive (or it is damaged): pass a .zip, "
-                               ".tar or .tar.gz, or a folder; a damaged download: delete it and run again")
+                               ".tar or .tar.gz, or a folder; a damaged download: delete it and run again (your "
+                               "own copy: replace it with an intact one)")
         (work / MARKER).write_text(json.dumps(stamp))
         os.replace(work, target)
     except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, OSError) as exc:
         shutil.rmtree(work, ignore_errors=True)
         if isinstance(exc, OSError) and not isinstance(exc, (gzip.BadGzipFile, zipfile.BadZipFile)):
             raise  # disk full, permissions: not the archive's fault
-        raise ArchiveError(f"{archive} is damaged ({type(exc).__name__}: {exc}); delete it and run again to "
-                           "download it afresh") from exc
+        raise ArchiveError(f"{archive} is damaged ({type(exc).__name__}: {exc}); a download: delete it and run "
+                           "again to download it afresh; your own copy: replace it with an intact one") from exc
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise

@@ -40,6 +40,10 @@ def split_by_fold(folds: np.ndarray, test_fold: int, val_fold: int) -> Split:
     for name, fold in (("--test-fold", test_fold), ("--val-fold", val_fold)):
         if fold not in available:
             raise ValueError(f"{name} {fold} is not a fold of this dataset; folds: {available}")
+    if len(available) < 3:
+        raise ValueError(f"this dataset has {len(available)} fold(s), {available}: training needs three, one to test "
+                         "on, one to validate on and one or more to train on; put the clips in more folds (the "
+                         "metadata's fold column)")
     if test_fold == val_fold:
         raise ValueError(f"--val-fold must differ from --test-fold ({test_fold})")
     train = np.flatnonzero((folds != test_fold) & (folds != val_fold))

@@ -93,9 +93,13 @@ def test_split_val_equal_to_test_raises():
         split_by_fold(ten_folds(), 4, 4)
 
 
-def test_split_with_nothing_left_to_train_on_raises():
-    with pytest.raises(ValueError, match="no training clips"):
-        split_by_fold(np.array([1, 1, 2, 2]), 1, 2)
+@pytest.mark.parametrize("folds, test_fold, val_fold, named", [([1, 1, 2, 2], 1, 2, r"2 fold\(s\), \[1, 2\]"),
+                                                                 ([1, 1, 1], 1, 0, r"1 fold\(s\), \[1\]")])
+def test_a_dataset_of_fewer_than_three_folds_is_refused_saying_so(folds, test_fold, val_fold, named):
+    # One fold used to answer "--val-fold must differ from --test-fold" to a user who gave neither.
+    val_fold = val_fold or default_val_fold(test_fold, folds)
+    with pytest.raises(ValueError, match=named + ": training needs three"):
+        split_by_fold(np.array(folds), test_fold, val_fold)
 
 
 @pytest.mark.parametrize("test_fold,expected", [(10, 9), (1, 10), (2, 1), (5, 4)])
