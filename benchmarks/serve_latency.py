@@ -1,7 +1,7 @@
 """Serving speed: a 4 s clip POSTed to the real clearml-serving inference process, against predict.py's classifier
 called in-process on the same file, in the same run.
 
-    eval "$(../shared/clearml-server/start.sh)"      # or any ClearML server: CLEARML_API_HOST, ..._ACCESS_KEY, ...
+    export CLEARML_API_HOST=... CLEARML_WEB_HOST=... CLEARML_FILES_HOST=... CLEARML_API_ACCESS_KEY=... CLEARML_API_SECRET_KEY=...
     python benchmarks/serve_latency.py                     # the default CNN and features, untrained (same cost)
     python benchmarks/serve_latency.py --model outputs/runs/training-.../model.pt --requests 300
 
