@@ -272,15 +272,9 @@ class Classifier:
         return self.transform(batch).to(torch.float16).float()
 
     @torch.inference_mode()
-    def probabilities(self, waves: np.ndarray) -> np.ndarray:
-        """(B, config.num_samples) waveforms -> (B, classes) softmax probabilities."""
-        logits = self.model(self.spectrograms(waves))
-        return torch.softmax(logits.float(), dim=1).cpu().numpy()
-
-    @torch.inference_mode()
-    def _file_probabilities(self, path: Path | str, waves: np.ndarray) -> np.ndarray:
-        """:meth:`probabilities` of a file's windows; AudioDecodeError(OVERFLOW) when a window's spectrogram
-        is not finite (samples far above full scale), rather than NaN probabilities."""
+    def probabilities(self, waves: np.ndarray, path: Path | str = "the audio") -> np.ndarray:
+        """(B, config.num_samples) waveforms -> (B, classes) softmax probabilities. AudioDecodeError(path,
+        OVERFLOW) when a spectrogram is not finite (samples far above full scale), rather than NaN."""
         spec = self.spectrograms(waves)
         if not bool(torch.isfinite(spec).all()):
             raise AudioDecodeError(path, OVERFLOW)
@@ -320,10 +314,10 @@ class Classifier:
             ends.append(end)
             batch.append(wave)
             if len(batch) == batch_size:
-                probs.append(self._file_probabilities(path, np.stack(batch)))
+                probs.append(self.probabilities(np.stack(batch), path))
                 batch = []
         if batch:
-            probs.append(self._file_probabilities(path, np.stack(batch)))
+            probs.append(self.probabilities(np.stack(batch), path))
         rate = self.config.sample_rate
         return FileResult(path=str(path), info=info, class_names=list(self.class_names),
                           starts_s=np.asarray(starts) / rate, ends_s=np.asarray(ends) / rate,

@@ -124,16 +124,11 @@ def test_missing_clip(tmp_path):
 
 # --- the acceptance run --------------------------------------------------------------------------
 
-def build_salted_folder(root: Path) -> tuple[pd.DataFrame, dict[str, str]]:
-    """UrbanSound8K layout, 3 classes x 10 folds x 2 clips; folds 1..8 salted. Returns the table and
-    {filepath: expected reason prefix} for every file that must be skipped."""
-    rows = []
-    for fold in range(1, 11):
-        for class_id, name in enumerate(CLASSES):
-            for take in range(2):
-                rows.append({"slice_file_name": f"{100 + class_id}-{class_id}-{take}-{fold}.wav", "fsID": 100 + class_id,
-                             "start": 0.0, "end": 0.25, "salience": 1, "fold": fold, "classID": class_id,
-                             "class": name})
+def write_tone_folder(root: Path, takes: int) -> pd.DataFrame:
+    """UrbanSound8K layout, 3 classes x 10 folds x ``takes`` clips of a class's tone; returns the table."""
+    rows = [{"slice_file_name": f"{100 + class_id}-{class_id}-{take}-{fold}.wav", "fsID": 100 + class_id,
+             "start": 0.0, "end": 0.25, "salience": 1, "fold": fold, "classID": class_id, "class": name}
+            for fold in range(1, 11) for class_id, name in enumerate(CLASSES) for take in range(takes)]
     table = pd.DataFrame(rows)
     for row in table.itertuples():
         path = root / "audio" / f"fold{row.fold}" / row.slice_file_name
@@ -141,6 +136,13 @@ def build_salted_folder(root: Path) -> tuple[pd.DataFrame, dict[str, str]]:
         sf.write(path, tone(freq=300.0 * (row.classID + 1)), RATE, subtype="PCM_16")
     (root / "metadata").mkdir()
     table.to_csv(root / "metadata" / "UrbanSound8K.csv", index=False)
+    return table
+
+
+def build_salted_folder(root: Path) -> tuple[pd.DataFrame, dict[str, str]]:
+    """UrbanSound8K layout, 3 classes x 10 folds x 2 clips; folds 1..8 salted. Returns the table and
+    {filepath: expected reason prefix} for every file that must be skipped."""
+    table = write_tone_folder(root, takes=2)
 
     salt = [r for r in table.itertuples() if r.fold <= 8]
     expected: dict[str, str] = {}
@@ -241,18 +243,7 @@ def test_a_clip_whose_spectrogram_overflows_is_skipped_in_its_batch_and_the_rest
 def test_preprocessing_skips_and_reports_an_overflowing_clip_and_processes_the_others(tmp_path):
 
     source, out = tmp_path / "UrbanSound8K", tmp_path / "outputs"
-    rows = []
-    for fold in range(1, 11):
-        for class_id, name in enumerate(CLASSES):
-            rows.append({"slice_file_name": f"{100 + class_id}-{class_id}-0-{fold}.wav", "fsID": 100 + class_id,
-                         "start": 0.0, "end": 0.25, "salience": 1, "fold": fold, "classID": class_id, "class": name})
-    table = pd.DataFrame(rows)
-    for row in table.itertuples():
-        path = source / "audio" / f"fold{row.fold}" / row.slice_file_name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        sf.write(path, tone(freq=300.0 * (row.classID + 1)), RATE, subtype="PCM_16")
-    (source / "metadata").mkdir()
-    table.to_csv(source / "metadata" / "UrbanSound8K.csv", index=False)
+    table = write_tone_folder(source, takes=1)
     huge = f"audio/fold3/{table.iloc[7].slice_file_name}"
     write_huge(source / huge)
     common = ["--offline", "--output-dir", str(out)]
