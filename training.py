@@ -54,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "1-channel stem (resnet18 as in the seed) (default: %(default)s)")
     parser.add_argument("--width", type=positive_int, default=_DEFAULTS.width,
                         help=f"base channels of the cnn (its blocks have w, 2w, 4w, 8w) (default: {DEFAULT_WIDTH})")
+    parser.add_argument("--first-convs", type=int, choices=(1, 2), default=_DEFAULTS.first_convs,
+                        help="3x3 convs in the cnn's first block; the other blocks have two (default: %(default)s)")
     parser.add_argument("--pretrained", action="store_true",
                         help="start from torchvision's ImageNet weights (needs a download; see --weights)")
     parser.add_argument("--weights", default=None,
@@ -138,7 +140,7 @@ def train_config_from(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(arch=args.model, width=args.width, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                        weight_decay=args.weight_decay, label_smoothing=args.label_smoothing, patience=args.patience,
                        augment=not args.no_augment, masks=args.masks, freq_shift=args.freq_shift, eq_db=args.eq_db,
-                       mixup=args.mixup, dropout=args.dropout, ema=args.ema, band_norm=not args.no_band_norm, level_norm=args.level_norm,
+                       mixup=args.mixup, dropout=args.dropout, first_convs=args.first_convs, ema=args.ema, band_norm=not args.no_band_norm, level_norm=args.level_norm,
                        tta=args.tta, select=args.select, amp=not args.no_amp,
                        channels_last=not args.no_channels_last, compile=args.compile, seed=args.seed)
 

@@ -32,7 +32,7 @@ def _conv_block(c_in: int, c_out: int, convs: int) -> nn.Sequential:
 
 
 class CompactCNN(nn.Module):
-    """Four conv blocks (w-2w-4w-8w channels; one 3x3 conv in the first, two in the others, each conv
+    """Four conv blocks (w-2w-4w-8w channels; ``first_convs`` 3x3 convs in the first, two in the others, each conv
     followed by batch norm and ReLU), each ending in a 2x2 max-pool, then global average+max pooling
     and a linear head: the SB-CNN / PANNs-CNN6 family.
 
@@ -42,12 +42,12 @@ class CompactCNN(nn.Module):
     (B, 1, M, T) -> blocks -> (B, 8w, M/16, T/16) -> pool -> (B, 16w) -> (B, K)
     """
 
-    def __init__(self, num_classes: int, width: int = 16, dropout: float = 0.3):
+    def __init__(self, num_classes: int, width: int = 16, dropout: float = 0.3, first_convs: int = 1):
         super().__init__()
         widths = [width, width * 2, width * 4, width * 8]
         blocks, c_in = [], 1
         for i, c_out in enumerate(widths):
-            blocks.append(_conv_block(c_in, c_out, convs=1 if i == 0 else 2))
+            blocks.append(_conv_block(c_in, c_out, convs=first_convs if i == 0 else 2))
             c_in = c_out
         self.features = nn.Sequential(*blocks)
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * c_in, num_classes))
@@ -131,13 +131,14 @@ class AudioClassifier(nn.Module):
 
     ``width``: base channels of the CNNs ("cnn", "compact"; ignored by the torchvision backbones).
     ``dropout``: before the CNNs' linear head (ignored by the torchvision backbones, which keep their own).
+    ``first_convs``: 3x3 convs in the CNNs' first block (1 or 2; ignored by the torchvision backbones).
     ``level_norm``: subtract each clip's maximum first, so the model sees the spectrum relative to the
     clip's loudest bin: a recording's gain (a constant in dB) then changes nothing.
     The input is normalized with the training set's mean and std per mel band (``fit_normalization``).
     """
 
     def __init__(self, arch: str, num_classes: int, pretrained: bool = False, weights_file: str | None = None,
-                 width: int | None = None, level_norm: bool = False, dropout: float = 0.3):
+                 width: int | None = None, level_norm: bool = False, dropout: float = 0.3, first_convs: int = 1):
         super().__init__()
         if arch not in ARCHITECTURES:
             raise ValueError(f"unknown model {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
@@ -146,6 +147,8 @@ class AudioClassifier(nn.Module):
                              "torchvision model (resnet18, resnet34, efficientnet_b0, mobilenet_v3)")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"--dropout must be in [0, 1), got {dropout}")
+        if first_convs not in (1, 2):
+            raise ValueError(f"--first-convs must be 1 or 2, got {first_convs}")
         if width is not None and width < 1:
             raise ValueError(f"--width must be a positive number of channels, got {width}")
         if width is not None and arch == "compact" and width != COMPACT_WIDTH:
@@ -156,7 +159,9 @@ class AudioClassifier(nn.Module):
             else None
         self.level_norm = bool(level_norm)
         self.dropout = float(dropout) if arch in CNN_ARCHITECTURES else None
-        self.backbone = (CompactCNN(num_classes, width=self.width, dropout=self.dropout) if arch in CNN_ARCHITECTURES
+        self.first_convs = int(first_convs) if arch in CNN_ARCHITECTURES else None
+        self.backbone = (CompactCNN(num_classes, width=self.width, dropout=self.dropout, first_convs=self.first_convs)
+                         if arch in CNN_ARCHITECTURES
                          else torchvision_backbone(arch, num_classes, pretrained, weights_file))
         self.register_buffer("mean", torch.zeros(()))
         self.register_buffer("std", torch.ones(()))
@@ -167,6 +172,8 @@ class AudioClassifier(nn.Module):
         args = {"width": self.width, "level_norm": self.level_norm}
         if self.dropout is not None:  # the CNNs' head; a torchvision backbone keeps its own
             args["dropout"] = self.dropout
+        if self.first_convs not in (None, 1):  # files from before the option rebuild with one conv
+            args["first_convs"] = self.first_convs
         return args
 
     def _leveled(self, spec: torch.Tensor) -> torch.Tensor:

@@ -27,6 +27,7 @@ class TrainConfig:
     mixup: float = 0.0  # Beta(alpha, alpha) mixup of training batches; 0: off. Off by default: in a 25-epoch
     #                     schedule it slowed the CNN's fit and cost 0.1-0.2 accuracy (README, "Training")
     dropout: float = 0.3  # dropout before the CNNs' linear head (torchvision backbones keep their own)
+    first_convs: int = 1  # 3x3 convs in the CNNs' first block (the others have two)
     ema: float = 0.0  # decay per step of an exponential moving average of the weights, which is then the
     #                   model validated and saved; 0: off
     band_norm: bool = True  # normalize the input per mel band (False: one mean and std for all)
@@ -44,7 +45,8 @@ class TrainConfig:
         return asdict(self)
 
     def model_kwargs(self) -> dict:
-        return {"width": self.width, "level_norm": self.level_norm, "dropout": self.dropout}
+        return {"width": self.width, "level_norm": self.level_norm, "dropout": self.dropout,
+                "first_convs": self.first_convs}
 
     def spec(self) -> str:
         """A short hash of every field: results of a changed config are never mistaken for this one's.
@@ -69,7 +71,7 @@ class TrainConfig:
 
 
 # field -> the value every config had before the field existed
-_FIELDS_ADDED_LATER = {"dropout": 0.3}
+_FIELDS_ADDED_LATER = {"dropout": 0.3, "first_convs": 1}
 
 
 def same_config(recorded: dict, cfg: TrainConfig) -> bool:

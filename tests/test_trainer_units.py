@@ -507,3 +507,23 @@ def test_a_checkpoint_from_before_a_field_existed_is_the_same_config():
     assert same_config(recorded, TrainConfig())
     assert not same_config(recorded, TrainConfig(dropout=0.5))
     assert not same_config({**recorded, "lr": 0.01}, TrainConfig())
+
+
+def test_first_convs_doubles_the_first_block_and_travels_in_the_model_file(tmp_path):
+    one, two = AudioClassifier("cnn", 3, width=4).eval(), AudioClassifier("cnn", 3, width=4, first_convs=2).eval()
+    convs = [sum(isinstance(m, torch.nn.Conv2d) for m in model.backbone.features[0]) for model in (one, two)]
+    assert convs == [1, 2]
+    assert "first_convs" not in one.model_args  # files as before: they rebuild with one conv
+    save_model(tmp_path / "m.pt", two, ["a", "b", "c"], {}, {}, {})
+    loaded, bundle = load_model(tmp_path / "m.pt")
+    assert bundle["model_args"]["first_convs"] == 2
+    x = torch.randn(2, 64, 50)
+    assert torch.equal(loaded(x), two(x))
+    with pytest.raises(ValueError, match="--first-convs must be 1 or 2"):
+        AudioClassifier("cnn", 3, first_convs=3)
+    from audioclf.train_config import TrainConfig, same_config
+
+    assert TrainConfig(first_convs=2).spec() != TrainConfig().spec()
+    recorded = TrainConfig().to_dict()
+    del recorded["first_convs"]  # a checkpoint from before the field
+    assert same_config(recorded, TrainConfig()) and not same_config(recorded, TrainConfig(first_convs=2))

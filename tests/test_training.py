@@ -128,6 +128,15 @@ def test_dropout_reaches_the_head_and_the_saved_model(features):
     assert [m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)] == [0.5]
 
 
+def test_first_convs_reaches_the_saved_model(features):
+    from audioclf.models import load_model
+
+    result = _train(features, "--epochs", "1", "--width", "4", "--first-convs", "2")
+    model, bundle = load_model(result["model_path"])
+    assert bundle["model_args"]["first_convs"] == 2 and bundle["train_config"]["first_convs"] == 2
+    assert sum(isinstance(m, torch.nn.Conv2d) for m in model.backbone.features[0]) == 2
+
+
 def test_dropout_of_one_or_more_is_a_usage_error(features, capsys):
     with pytest.raises(SystemExit) as exit_info:
         _train(features, "--dropout", "1")
