@@ -237,16 +237,22 @@ def _zero_peak_timestamp(wav: bytearray) -> None:
         pos += 8 + size + (size & 1)
 
 
+def wav_bytes(audio: np.ndarray, sample_rate: int, subtype: str) -> bytes:
+    """``audio`` as a WAV file's bytes, the same bytes for the same samples (no wall-clock stamp)."""
+    buf = io.BytesIO()
+    sf.write(buf, audio, sample_rate, subtype=subtype, format="WAV")
+    data = bytearray(buf.getvalue())
+    _zero_peak_timestamp(data)
+    return bytes(data)
+
+
 def _render(job: tuple[str, int, float, int, int, int, int]) -> None:
     """Synthesise and write one clip; top-level so a process pool can pickle it."""
     path, class_id, duration, salience, seed, row, fsid = job
     rng = np.random.default_rng([seed, row])
     audio, rec = field_clip(class_id, duration, salience, seed, fsid, rng)
-    buf = io.BytesIO()
-    sf.write(buf, audio, rec.sample_rate, subtype=rec.subtype, format="WAV")
-    data = bytearray(buf.getvalue())
-    _zero_peak_timestamp(data)
-    atomic.write_bytes(path, bytes(data), fsync=False)  # a new file under the final name, never a half one
+    # a new file under the final name, never a half one
+    atomic.write_bytes(path, wav_bytes(audio, rec.sample_rate, rec.subtype), fsync=False)
 
 
 def clip_duration(start: float, end: float) -> float:
