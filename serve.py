@@ -34,6 +34,9 @@ from audioclf import tracking
 from audioclf.cli import positive_float, positive_int
 
 PREPROCESS = Path(__file__).resolve().parent / "serving" / "preprocess.py"
+# The inference process's default port: not one of a local ClearML server's (web UI 8080, API 8008, files 8081),
+# nor one of clearml-serving's own docker stack (inference 8080, Prometheus 9090, Kafka 9092, Grafana 3000).
+DEFAULT_PORT = 8090
 CONTROL_PLANE_TAG = "serving-control-plane"  # clearml-serving's system tag on its service tasks
 ENDPOINT_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
@@ -74,9 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     answer.add_argument("--hop", type=positive_float, default=None,
                         help="seconds between window starts (default: half the window)")
     printed = parser.add_argument_group("the printed commands")
-    printed.add_argument("--url", default="http://127.0.0.1:8080",
+    printed.add_argument("--url", default=f"http://127.0.0.1:{DEFAULT_PORT}",
                          help="where the inference process will listen, for the printed uvicorn and curl lines "
-                              "(default: %(default)s)")
+                              "(default: %(default)s: a local ClearML server uses 8080, 8008 and 8081)")
     return parser
 
 
@@ -169,7 +172,7 @@ def configure(args: argparse.Namespace) -> dict:
 
 
 def instructions(setup: dict, url: str) -> str:
-    port = url.rsplit(":", 1)[-1].strip("/") if re.search(r":\d+/?$", url) else "8080"
+    port = url.rsplit(":", 1)[-1].strip("/") if re.search(r":\d+/?$", url) else str(DEFAULT_PORT)
     endpoint = setup["endpoint"]
     lines = [
         f"serving service: {setup['service_id']} ({'created' if setup['created'] else 'reused'}, project "
