@@ -906,7 +906,7 @@ def test_push_datasets_keeps_the_lineage_and_uploads_each_file_once(local_store,
     create_calls = pushed_to.Dataset.create.call_args_list
     assert create_calls[0].kwargs["parent_datasets"] is None
     assert create_calls[1].kwargs["parent_datasets"] == [raw_rec.id]
-    assert create_calls[0].kwargs["dataset_name"] == "UrbanSound8K raw"
+    assert create_calls[0].kwargs["dataset_name"] == f"UrbanSound8K raw (synthetic, {NUM_CLIPS} clips, seed 1)"
     assert "imported-from-offline" in create_calls[1].kwargs["dataset_tags"]
     assert raw_local in create_calls[0].kwargs["description"]
     adds = [e for e in pushed_to.events if e[0] == "add_files"]
