@@ -14,6 +14,7 @@ FONT_PX = 12  # plotly's default font size: tick labels
 TITLE_PX = 14  # axis titles
 TITLE_STANDOFF = 12  # px between an axis's tick labels and its title
 X_ANGLE = -45  # the x labels of a confusion matrix, slanted so that ten or fifty class names fit side by side
+TOP = 80  # the web UI writes the figure's title ("test fold 10 - Iteration 25") there: its own default top margin
 SAFETY = 1.1  # measured in DejaVu Sans (matplotlib's), already wider than the UI's Open Sans / Heebo
 
 
@@ -32,7 +33,7 @@ def _margins(ylabels: list[str], xlabels: list[str], x_angle: float) -> dict:
     left = max(text_px(s) for s in ylabels) + TITLE_STANDOFF + 2 * TITLE_PX + 10
     slant = abs(np.sin(np.radians(x_angle))) if x_angle else 0.0
     below = int(max(text_px(s) for s in xlabels) * slant) + FONT_PX + TITLE_STANDOFF + 2 * TITLE_PX + 10
-    return {"l": left, "b": below, "t": 50, "r": 30, "autoexpand": True}
+    return {"l": left, "b": below, "t": TOP, "r": 30, "autoexpand": True}
 
 
 def confusion_matrix(matrix: np.ndarray, class_names: list[str], xtitle: str = "Predicted",

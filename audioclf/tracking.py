@@ -43,6 +43,8 @@ REQUIREMENTS_FILE = Path(__file__).resolve().parents[1] / "requirements.txt"
 # --auto-update follows, so that a new training run becomes a new endpoint version (docs/serving.md).
 SERVING_TAG = "audioclf-serving"
 
+PREVIEW_ROWS = 60  # rows of a table artifact's preview (its file has them all)
+
 # Retry settings that turn "unreachable server" into an error in seconds rather than hours.
 _FAST_FAIL_HTTP = {"retries": {"total": 2, "connect": 2, "read": 2, "backoff_factor": 0.5, "backoff_max": 2}}
 
@@ -195,10 +197,11 @@ class Run:
         self.task.set_parameter(f"General/{name}", value)
 
     def artifact(self, name: str, obj, preview: str | None = None) -> None:
-        """``preview``: what the web UI shows for it (default: a table's whole text with its row and column
-        names, not pandas' repr, which elides the middle columns)."""
+        """``preview``: what the web UI shows for it (default for a table: its text with every column and its
+        row and column names, not pandas' repr, which elides the middle columns; a long one's first and last
+        rows)."""
         if preview is None and hasattr(obj, "to_string"):
-            preview = obj.to_string()
+            preview = obj.to_string(max_rows=PREVIEW_ROWS)
         self.task.upload_artifact(name=name, artifact_object=obj, wait_on_upload=self.offline, preview=preview)
 
     def name_as(self, name: str) -> None:

@@ -184,6 +184,10 @@ def test_training_figures_fit_the_web_ui(stages):
     assert layout["yaxis"]["automargin"] and layout["xaxis"]["automargin"]
     assert layout["margin"]["l"] >= 7 * max(map(len, names)) + 2 * 14, "room for 'children_playing' and 'True'"
     assert layout["yaxis"]["title"]["standoff"] > 0
+    task = json.loads((Path(stages["training"]["session_dir"]) / "task.json").read_text())
+    (artifact,) = [a for a in task["execution"]["artifacts"] if a["key"] == "confusion_matrix"]
+    header = artifact["type_data"]["preview"].splitlines()[0].split()
+    assert header == names, "the preview is the whole table, every class a column (pandas' repr showed 4 of 10)"
     samples = [e for e in events if e["type"] == "training_debug_image"]
     assert {e["metric"] for e in samples} == {"train", "test"}
     assert {e["variant"] for e in samples if e["metric"] == "test"} <= set(names)

@@ -42,6 +42,7 @@ def test_the_confusion_matrix_has_room_for_its_longest_class_name_and_its_axis_t
     slant = abs(np.sin(np.radians(layout["xaxis"]["tickangle"])))
     assert layout["margin"]["b"] >= longest * slant + layout["xaxis"]["title"]["standoff"] + title
     assert layout["yaxis"]["automargin"] and layout["xaxis"]["automargin"]  # and plotly grows them if needed
+    assert layout["margin"]["t"] >= 80, "the UI's own top margin, where it writes the title (50 hid it)"
     assert layout["yaxis"]["title"]["text"] == "True" and layout["xaxis"]["title"]["text"] == "Predicted"
     assert layout["yaxis"]["autorange"] == "reversed", "the first class on top, as in the CSV and the PNG"
     assert trace["x"] == trace["y"] == names and trace["texttemplate"] == "%{z}"
