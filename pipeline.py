@@ -16,7 +16,10 @@ Online, each step's task is created from its script in this repository
 (``Task.create``: repository, commit, entry point, requirements.txt) next to
 the pipeline's controller, unless ``--template-project`` names a project holding
 template tasks called get_data, preprocessing and training (for example tasks
-you ran once and edited in the UI); those are cloned instead. The controller
+you ran once with --task-name training and edited in the UI); those are cloned
+instead. Each step's task names itself after its settings when it runs. The
+pipeline parameters (UI_PARAMETERS) are the controller's Args/, what a NEW RUN
+in the web UI changes. The controller
 itself needs only clearml (requirements-controller.txt): this module imports
 the stages, and torch with them, only to run them offline.
 """
