@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> dict:
         else:
             loaded = crossval.load_run_dirs(args.run_dirs)
         result = crossval.report(run, *loaded)  # publishes General/accuracy_mean, ... too
-    print(f"results: {run.where()}")
+        print(f"results: {run.where()}", flush=True)  # before the task closes: its console on the server ends so too
     return {**result, "run_dir": str(run.run_dir), **run.identity()}
 
 

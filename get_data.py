@@ -32,10 +32,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from audioclf import atomic, audio_stats, cli, metadata, plots, sources, tracking
+from audioclf import atomic, audio_stats, cli, metadata, naming, plots, sources, tracking
 
 SKIPPED_FILE = "skipped_clips.csv"
-DEFAULT_NAMES = {metadata.URBANSOUND8K.name: "UrbanSound8K raw", metadata.ESC50.name: "ESC-50 raw"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,8 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="processes that generate audio (synthetic source) and threads that check that every "
                              "clip decodes (default: %(default)s)")
     parser.add_argument("--dataset-name", default=None,
-                        help="name of the registered dataset (default: 'UrbanSound8K raw', or 'ESC-50 raw' for a "
-                             "source in ESC-50 layout)")
+                        help="name of the registered dataset: a dataset of the same name and project is a new "
+                             "version of it (default: from the source: 'UrbanSound8K raw' for the official archive, "
+                             "'UrbanSound8K raw (synthetic, 1000 clips, seed 0)' for the built-in data, 'ESC-50 raw', "
+                             "'ESC-10 raw', '<layout> raw (<folder or archive name>)'; --classes adds the classes)")
     parser.add_argument("--tags", nargs="*", default=["raw", "audio"],
                         help="dataset tags (default: %(default)s)")
     tracking.add_tracking_args(parser, stage="get_data")
@@ -94,7 +95,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser = build_parser()
     args = parser.parse_args(argv)
     check_arguments(parser, args)
-    with tracking.stage("get_data", args, parser, task_type="data_processing", tags=args.tags) as run, \
+    with tracking.stage("get_data", args, parser, task_type="data_processing", tags=args.tags,
+                        task_name=lambda: naming.get_data_name(build_parser(), args)) as run, \
             contextlib.ExitStack() as held:
         cache_dir = args.cache_dir if args.cache_dir is not None else run.output_dir / "downloads"
         # A staged source (generated or extracted) is held under a lock until its files are in the dataset:
@@ -138,8 +140,9 @@ def main(argv: list[str] | None = None) -> dict:
                   "audio_summary": audio_stats.summary(audio),
                   "skipped_report": str(run.run_dir / SKIPPED_FILE), "run_dir": str(run.run_dir),
                   **run.identity()}
-    print(f"raw dataset id: {dataset.id}  ({len(table)} clips, {len(class_names)} classes)")
-    print(f"results: {run.where()}")
+        # Printed before the task closes, so that the task's console on the server ends with them too.
+        print(f"raw dataset id: {dataset.id}  ({len(table)} clips, {len(class_names)} classes)")
+        print(f"results: {run.where()}", flush=True)
     return result
 
 
@@ -199,7 +202,8 @@ def _register(store, args: argparse.Namespace, source: sources.SourceFolder, tab
     run killed at any point leaves a reusable stage), a user's are copied. Online, the class histogram, the
     audio-properties figure and one audio sample per class go on the dataset's own page."""
     layout = source.layout
-    name = args.dataset_name or DEFAULT_NAMES[layout.name]
+    name = args.dataset_name or naming.raw_dataset_name(layout.name, args.source, args.num_clips, args.seed,
+                                                        parse_classes(args.classes), args.esc10)
     draft = store.create(name=name, project=args.project, tags=args.tags, description=source.description)
     try:
         draft.add_files(source.root, files=sorted(table["filepath"]), link=source.owned)

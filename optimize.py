@@ -157,12 +157,13 @@ def run_offline(args: argparse.Namespace, parser: argparse.ArgumentParser, space
         report(run, table, space, best_label=f"trial {int(best['trial'])}")
         run.output("best_run_dir", str(best["run_dir"]))
         run.output("best_model", str(best["model_file"]))
-    result = {"best": {"trial": int(best["trial"]), "values": {d.name: best[d.name] for d in space},
-                       "val_accuracy": float(best["objective"]), "test_accuracy": float(best["test_accuracy"]),
-                       "run_dir": best["run_dir"], "model": best["model_file"]},
-              "trials": table.to_dict(orient="records"), "run_dir": str(run.run_dir), **run.identity()}
-    print_best(result["best"], where=f"run folder {best['run_dir']}")
-    print(f"results: {run.where()}")
+        result = {"best": {"trial": int(best["trial"]), "values": {d.name: best[d.name] for d in space},
+                           "val_accuracy": float(best["objective"]), "test_accuracy": float(best["test_accuracy"]),
+                           "run_dir": best["run_dir"], "model": best["model_file"]},
+                  "trials": table.to_dict(orient="records"), "run_dir": str(run.run_dir), **run.identity()}
+        # Printed before the session closes, so that its console ends with them too.
+        print_best(result["best"], where=f"run folder {best['run_dir']}")
+        print(f"results: {run.where()}", flush=True)
     return result
 
 
@@ -278,8 +279,9 @@ def run_online(args: argparse.Namespace, parser: argparse.ArgumentParser, space)
                    "url": best_task.get_output_log_web_page()}
         run.artifact("best_trial", summary)
         result = {"best": summary, "trials": rows, **run.identity()}
-    print_best(summary, where=f"task {summary['task_id']}: {summary['url']}")
-    print(f"results: {run.where()}")
+        # Printed before the task closes, so that the task's console on the server ends with them too.
+        print_best(summary, where=f"task {summary['task_id']}: {summary['url']}")
+        print(f"results: {run.where()}", flush=True)
     return result
 
 

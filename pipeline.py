@@ -16,7 +16,10 @@ Online, each step's task is created from its script in this repository
 (``Task.create``: repository, commit, entry point, requirements.txt) next to
 the pipeline's controller, unless ``--template-project`` names a project holding
 template tasks called get_data, preprocessing and training (for example tasks
-you ran once and edited in the UI); those are cloned instead. The controller
+you ran once with --task-name training and edited in the UI); those are cloned
+instead. Each step's task names itself after its settings when it runs. The
+pipeline parameters (UI_PARAMETERS) are the controller's Args/, what a NEW RUN
+in the web UI changes. The controller
 itself needs only clearml (requirements-controller.txt): this module imports
 the stages, and torch with them, only to run them offline.
 """
@@ -42,6 +45,15 @@ _TRAIN = TrainConfig()
 
 REPO_ROOT = Path(__file__).resolve().parent
 CONTROLLER_REQUIREMENTS = REPO_ROOT / "requirements-controller.txt"
+
+# The pipeline parameters: the controller task's Args/, which the web UI's NEW RUN dialog offers, each working
+# there (num_clips only for the synthetic source, width only when given). Everything else pipeline.py was
+# given is fixed when the DAG is built (the source decides the folds, one training step each) and kept in the
+# controller's configuration object FIXED_CONFIG, which a controller run by an agent reads back.
+UI_PARAMETERS = ("num_clips", "seed", "model", "epochs", "width", "device")
+FIXED_CONFIG = "pipeline.py arguments"
+# What only the process that launches the pipeline uses: not needed by a controller on an agent.
+_LAUNCH_ONLY = ("offline", "local", "run_locally", "output_dir", "controller_queue", "queue")
 
 
 @dataclass(frozen=True)
@@ -142,7 +154,7 @@ def training_options(args: argparse.Namespace) -> dict[str, str]:
 _SET_BY_PIPELINE = {"dataset_id": "the previous step's output", "project": "pipeline.py --project",
                     "offline": "pipeline.py --offline", "output_dir": "pipeline.py --output-dir",
                     "queue": "--steps-queue / --gpu-queue", "storage": "pipeline.py --storage",
-                    "task_name": "the step's name"}
+                    "task_name": "the name each step gives its task (its settings)"}
 _RESERVED = {
     "get_data": {**_SET_BY_PIPELINE, "source": "pipeline.py --source", "classes": "pipeline.py --classes",
                  "num_clips": "pipeline.py --num-clips", "seed": "pipeline.py --seed"},
@@ -328,21 +340,62 @@ def _base_task(args: argparse.Namespace, pipe, step: Step) -> dict:
     return {"base_task_factory": _task_factory(pipe, step)}
 
 
-def build_controller(args: argparse.Namespace):
+def fixed_arguments(args: argparse.Namespace) -> dict:
+    """pipeline.py's arguments that are not pipeline parameters and that a controller on an agent needs."""
+    return {k: v for k, v in vars(args).items() if k not in UI_PARAMETERS and k not in _LAUNCH_ONLY}
+
+
+def restore_arguments(task, parser: argparse.ArgumentParser, args: argparse.Namespace, fixed) -> None:
+    """Under an agent (a controller enqueued by pipeline.py, or a NEW RUN from the web UI): set ``args`` from the
+    controller task: the fixed arguments from its FIXED_CONFIG (``fixed``, as read back), the pipeline
+    parameters from its Args/ (as the UI left them), each checked by pipeline.py's own flag types. An argparse
+    error (exit 2) names a bad one."""
+    if not isinstance(fixed, dict):
+        parser.error(f"the pipeline controller's '{FIXED_CONFIG}' configuration is not a dictionary: start the "
+                     "pipeline again with pipeline.py")
+    for key, value in fixed.items():
+        setattr(args, key, value)
+    given = task.get_parameters()
+    actions = {a.dest: a for a in parser._actions}
+    for name in UI_PARAMETERS:
+        value = given.get(f"Args/{name}")
+        if value is None or value == "":  # not a parameter of this pipeline (width not given, a real source)
+            setattr(args, name, actions[name].default)
+            continue
+        kind = actions[name].type or str
+        try:
+            setattr(args, name, kind(value))
+        except (argparse.ArgumentTypeError, TypeError, ValueError) as exc:
+            parser.error(f"pipeline parameter {name}={value!r}: {exc}")
+
+
+def build_controller(args: argparse.Namespace, parser: argparse.ArgumentParser | None = None):
     """The DAG: get_data -> preprocessing -> one training step per test fold [-> cross_validation].
 
     The source (and so the folds, one training step each) is fixed here; the pipeline parameters are the
-    knobs that keep the DAG's shape (clips, seed, model, epochs, width, device)."""
+    knobs that keep the DAG's shape (clips, seed, model, epochs, width, device). Under an agent, ``args`` are
+    first set from the controller task (restore_arguments)."""
     from clearml import PipelineController, Task
+    from clearml.config import running_remotely
 
+    parser = parser or build_parser()
     # The controller's task lists only what pipeline.py needs when an agent runs it: clearml. (Detected, it
     # would list torch and the rest, which a services agent would then install just to run a controller.)
     Task.force_requirements_env_freeze(force=True, requirements_file=str(CONTROLLER_REQUIREMENTS))
     pipe = PipelineController(name=args.pipeline_name, project=args.project, version="1.0.0",
                               add_pipeline_tags=False, abort_on_failure=True)
-    pipe.add_parameter(name="num_clips", default=args.num_clips, description="get_data --num-clips (synthetic)")
-    pipe.add_parameter(name="seed", default=args.seed, description="data and training seed")
-    pipe.add_parameter(name="device", default=args.device, description="preprocessing/training --device")
+    # Here: recorded on the controller task. Under an agent: read back from it.
+    fixed = pipe.connect_configuration(
+        fixed_arguments(args), name=FIXED_CONFIG,
+        description="fixed when the pipeline was built (the source decides the folds, one training step each): "
+                    "change them with a new pipeline.py run; a NEW RUN changes only the Args")
+    if running_remotely():
+        restore_arguments(pipe.task, parser, args, dict(fixed))
+        check_arguments(parser, args)
+    if args.source == "synthetic":
+        pipe.add_parameter(name="num_clips", default=args.num_clips, description="get_data --num-clips")
+    pipe.add_parameter(name="seed", default=args.seed, description="get_data and training --seed")
+    pipe.add_parameter(name="device", default=args.device, description="preprocessing and training --device")
     training_knobs = {}
     for flag, value in training_options(args).items():
         name = flag.lstrip("-")
@@ -361,7 +414,8 @@ def build_controller(args: argparse.Namespace):
     pipe.add_step(
         name="get_data", execution_queue=args.steps_queue, cache_executed_step=cache,
         parameter_override={**common, **passed["get_data"], "Args/source": args.source,
-                            "Args/num_clips": "${pipeline.num_clips}", "Args/seed": "${pipeline.seed}",
+                            **({"Args/num_clips": "${pipeline.num_clips}"} if args.source == "synthetic" else {}),
+                            "Args/seed": "${pipeline.seed}",
                             **({"Args/classes": ",".join(classes)} if classes else {})},
         **_base_task(args, pipe, STEPS["get_data"]))
     pipe.add_step(
@@ -380,8 +434,7 @@ def build_controller(args: argparse.Namespace):
             parameter_override={**common, **passed["training"],
                                 "Args/dataset_id": "${preprocessing.parameters.General/dataset_id}",
                                 **({} if fold is None else {"Args/test_fold": str(fold)}), **training_knobs,
-                                "Args/seed": "${pipeline.seed}", "Args/device": "${pipeline.device}",
-                                "Args/task_name": name},
+                                "Args/seed": "${pipeline.seed}", "Args/device": "${pipeline.device}"},
             **_base_task(args, pipe, STEPS["training"]))
     if len(names) > 1:
         pipe.add_step(
@@ -439,13 +492,13 @@ def online_results(pipe) -> dict[str, dict]:
     return results
 
 
-def run_online(args: argparse.Namespace) -> dict[str, dict] | None:
+def run_online(args: argparse.Namespace, parser: argparse.ArgumentParser | None = None) -> dict[str, dict] | None:
     if args.run_locally:
         # Each step runs as `python <script>` in <current folder>/<its working dir> (ClearML's LocalClearmlJob):
         # from the repository root, whatever folder the pipeline was started from.
         args.output_dir = args.output_dir.resolve()
         os.chdir(REPO_ROOT)
-    pipe = build_controller(args)
+    pipe = build_controller(args, parser)
     if not args.run_locally:
         queues = [args.steps_queue, args.gpu_queue] + ([] if args.local else [args.controller_queue])
         try:
@@ -456,7 +509,13 @@ def run_online(args: argparse.Namespace) -> dict[str, dict] | None:
             print(f"warning: {warning}", file=sys.stderr)
     url = pipe._task.get_output_log_web_page()
     if not (args.local or args.run_locally):
-        print(f"enqueuing the pipeline controller on '{args.controller_queue}'; follow it at {url}", flush=True)
+        from clearml.config import running_remotely
+
+        if running_remotely():  # the agent's run of an enqueued controller (or of a NEW RUN from the web UI)
+            print(f"running the pipeline controller on this agent; steps on '{args.steps_queue}' and "
+                  f"'{args.gpu_queue}'", flush=True)
+        else:
+            print(f"enqueuing the pipeline controller on '{args.controller_queue}'; follow it at {url}", flush=True)
         pipe.start(queue=args.controller_queue)  # hands over to the agent: this process exits here
         return None
     if args.run_locally:
@@ -476,8 +535,14 @@ def run_online(args: argparse.Namespace) -> dict[str, dict] | None:
 
 
 def main(argv: list[str] | None = None) -> dict[str, dict] | None:
+    from clearml.config import running_remotely
+
     parser = build_parser()
-    args = parser.parse_args(argv)
+    # Parsed unseen by ClearML's argparse binding: the controller task's Args/ are the pipeline parameters only
+    # (the NEW RUN dialog offers its Args/), not every flag of pipeline.py (see UI_PARAMETERS, FIXED_CONFIG).
+    args = cli.parse_quietly(parser, argv)
+    if running_remotely():  # a controller on an agent: its arguments come from its task (build_controller)
+        return run_online(args, parser)
     check_arguments(parser, args)  # before any step runs or any ClearML session starts
     offline, why = tracking.decide_offline(args.offline)
     if offline and args.run_locally:
@@ -488,7 +553,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict] | None:
         results = run_offline(args)
         print_summary(results)
         return results
-    return run_online(args)
+    return run_online(args, parser)
 
 
 if __name__ == "__main__":

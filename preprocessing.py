@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from audioclf import atomic, locks, metadata, plots, tracking
+from audioclf import atomic, locks, metadata, naming, plots, tracking
 from audioclf.audio import PAD_MODES
 from audioclf.cli import non_negative_int, positive_int
 from audioclf.device import resolve_device
@@ -70,8 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
     run_opts.add_argument("--debug-samples", type=non_negative_int, default=1,
                           help="spectrogram images and their audio logged per class, on the features dataset's "
                                "page (offline: on the run's session) (default: %(default)s)")
-    parser.add_argument("--dataset-name", default="UrbanSound8K features",
-                        help="name of the features dataset (default: %(default)s)")
+    parser.add_argument("--dataset-name", default=None,
+                        help="name of the features dataset: a dataset of the same name and project is a new version "
+                             "of it (default: the raw dataset's name with 'features' for 'raw', and the feature "
+                             "flags that differ from the defaults, e.g. 'UrbanSound8K features n-mels=128')")
     parser.add_argument("--tags", nargs="*", default=["features", "log-mel"], help="dataset tags (default: %(default)s)")
     tracking.add_tracking_args(parser, stage="preprocessing")
     return parser
@@ -86,7 +88,8 @@ def feature_config_from(args: argparse.Namespace) -> FeatureConfig:
 def main(argv: list[str] | None = None) -> dict:
     parser = build_parser()
     args = parser.parse_args(argv)
-    with tracking.stage("preprocessing", args, parser, task_type="data_processing", tags=args.tags) as run:
+    with tracking.stage("preprocessing", args, parser, task_type="data_processing", tags=args.tags,
+                        task_name=lambda: naming.preprocessing_name(build_parser(), args)) as run:
         config = feature_config_from(args)
         device = resolve_device(args.device)
         # What runs is recorded as it is resolved, before any work (a configuration object, written also
@@ -118,7 +121,9 @@ def main(argv: list[str] | None = None) -> dict:
                              "class_names": class_names, "num_clips": len(index), "num_skipped": len(skipped),
                              "raw_dataset_id": raw.id, "dtype": "float16",
                              "shape": [config.n_mels, config.num_frames]}
-            dataset = _register(store, args, raw, work, index, features_json, run)
+            name = args.dataset_name or naming.features_dataset_name(
+                raw.name, naming.changed_flags(build_parser(), args, "preprocessing"))
+            dataset = _register(store, args, name, raw, work, index, features_json, run)
             shutil.rmtree(work, ignore_errors=True)
 
         atomic.write_csv(run.run_dir / "skipped_clips.csv", skipped)
@@ -129,8 +134,9 @@ def main(argv: list[str] | None = None) -> dict:
         result = {"dataset_id": dataset.id, "parent_id": raw.id, "num_clips": len(index),
                   "num_skipped": len(skipped), "computed": report.computed, "reused": report.reused,
                   "run_dir": str(run.run_dir), **run.identity()}
-    print(f"features dataset id: {dataset.id}  (child of {raw.id}; {len(index)} clips, {len(skipped)} skipped)")
-    print(f"results: {run.where()}")
+        # Printed before the task closes, so that the task's console on the server ends with them too.
+        print(f"features dataset id: {dataset.id}  (child of {raw.id}; {len(index)} clips, {len(skipped)} skipped)")
+        print(f"results: {run.where()}", flush=True)
     return result
 
 
@@ -145,12 +151,12 @@ def _require_raw(raw) -> None:
                          "the id that get_data.py printed")
 
 
-def _register(store, args: argparse.Namespace, raw, work, index: pd.DataFrame, features_json: dict,
+def _register(store, args: argparse.Namespace, name: str, raw, work, index: pd.DataFrame, features_json: dict,
               run: tracking.Run):
     """The features dataset: a child of ``raw`` with exactly the spectrograms listed in ``index`` (linked from
     the work folder: a stray file there is never registered), features.csv and features.json. The debug
     samples go on the dataset's own page online (on the run's session offline), drawn from the local files."""
-    draft = store.create(name=args.dataset_name, project=args.project, tags=args.tags, parent_ids=[raw.id],
+    draft = store.create(name=name, project=args.project, tags=args.tags, parent_ids=[raw.id],
                          description=f"log-mel features of {raw.id}")
     try:
         draft.add_files(work, files=index["feature_path"].tolist(), link=True)

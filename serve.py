@@ -9,8 +9,9 @@ What it does, with the real ``clearml-serving`` CLI (each command is printed, so
    (``clearml-serving create``): a ClearML task that holds the endpoints;
 2. without --auto-update, adds the endpoint --endpoint serving exactly --model-id (``clearml-serving model
    add --engine custom --preprocess serving/preprocess.py``);
-   with --auto-update, follows the models of --model-id's project and name that carry the tag training.py
-   puts on its model (``audioclf-serving``): the newest --max-versions are served as <endpoint>/1, /2, ...
+   with --auto-update, follows the models of --model-id's project that carry the tag training.py puts on a
+   run's final model (``audioclf-serving``), whatever their names (a model is named after its run's settings):
+   the newest --max-versions are served as <endpoint>/1, /2, ...
    (``model auto-update``), and <endpoint> itself routes to the newest (``model canary
    --input-endpoint-prefix <endpoint>/``);
 3. prints the command that starts the inference process and the curl line that classifies a file.
@@ -34,6 +35,9 @@ from audioclf import tracking
 from audioclf.cli import positive_float, positive_int
 
 PREPROCESS = Path(__file__).resolve().parent / "serving" / "preprocess.py"
+# The inference process's default port: not one of a local ClearML server's (web UI 8080, API 8008, files 8081),
+# nor one of clearml-serving's own docker stack (inference 8080, Prometheus 9090, Kafka 9092, Grafana 3000).
+DEFAULT_PORT = 8090
 CONTROL_PLANE_TAG = "serving-control-plane"  # clearml-serving's system tag on its service tasks
 ENDPOINT_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
@@ -52,8 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--endpoint", type=_endpoint, default="audio_classifier",
                         help="endpoint name: the URL is /serve/<endpoint> (default: %(default)s)")
     parser.add_argument("--auto-update", action="store_true",
-                        help=f"serve the newest models with --model-id's project and name and the tag "
-                             f"'{tracking.SERVING_TAG}' (training.py sets it) as <endpoint>/1, /2, ..., with "
+                        help=f"serve the newest models of --model-id's project with the tag "
+                             f"'{tracking.SERVING_TAG}' (training.py sets it on a run's final model, whose name says "
+                             "its settings) as <endpoint>/1, /2, ..., with "
                              "<endpoint> routed to the newest (default: serve exactly --model-id)")
     parser.add_argument("--max-versions", type=positive_int, default=2,
                         help="with --auto-update: how many of the newest models stay served (default: %(default)s)")
@@ -74,9 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     answer.add_argument("--hop", type=positive_float, default=None,
                         help="seconds between window starts (default: half the window)")
     printed = parser.add_argument_group("the printed commands")
-    printed.add_argument("--url", default="http://127.0.0.1:8080",
+    printed.add_argument("--url", default=f"http://127.0.0.1:{DEFAULT_PORT}",
                          help="where the inference process will listen, for the printed uvicorn and curl lines "
-                              "(default: %(default)s)")
+                              "(default: %(default)s: a local ClearML server uses 8080, 8008 and 8081)")
     return parser
 
 
@@ -156,8 +161,9 @@ def configure(args: argparse.Namespace) -> dict:
     service_id, created = find_or_create_service(args, project)
     common = ["--engine", "custom", "--endpoint", args.endpoint, "--preprocess", str(PREPROCESS), *aux_config(args)]
     if args.auto_update:
+        # By project and tag, not by name: each run's model is named after its settings (audioclf/naming.py).
         clearml_serving("--id", service_id, "model", "auto-update", *common, "--project", model["project"],
-                        "--name", model["name"], "--tags", tracking.SERVING_TAG,
+                        "--tags", tracking.SERVING_TAG,
                         "--max-versions", str(args.max_versions))
         # <endpoint> itself: always the highest version (the newest model).
         clearml_serving("--id", service_id, "model", "canary", "--endpoint", args.endpoint, "--weights", "1",
@@ -169,13 +175,13 @@ def configure(args: argparse.Namespace) -> dict:
 
 
 def instructions(setup: dict, url: str) -> str:
-    port = url.rsplit(":", 1)[-1].strip("/") if re.search(r":\d+/?$", url) else "8080"
+    port = url.rsplit(":", 1)[-1].strip("/") if re.search(r":\d+/?$", url) else str(DEFAULT_PORT)
     endpoint = setup["endpoint"]
     lines = [
         f"serving service: {setup['service_id']} ({'created' if setup['created'] else 'reused'}, project "
         f"{setup['project']!r})",
-        (f"endpoint: /serve/{endpoint} -> the newest model named {setup['model']['name']!r} tagged "
-         f"'{tracking.SERVING_TAG}' in {setup['model']['project']!r}; /serve/{endpoint}/<n> -> version n"
+        (f"endpoint: /serve/{endpoint} -> the newest model tagged '{tracking.SERVING_TAG}' in "
+         f"{setup['model']['project']!r}; /serve/{endpoint}/<n> -> version n"
          if setup["auto_update"] else f"endpoint: /serve/{endpoint} -> model {setup['model']['id']}"),
         "start the inference process (from the repository root, with requirements-serving.txt installed):",
         f"  CLEARML_SERVING_TASK_ID={setup['service_id']} python -m uvicorn clearml_serving.serving.main:app "

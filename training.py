@@ -23,6 +23,7 @@ folder and the run reports mean ± std and the summed confusion matrix.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from collections.abc import Callable
@@ -30,7 +31,7 @@ from pathlib import Path
 
 import torch
 
-from audioclf import atomic, crossval, evaluation, metadata, plots, tracking
+from audioclf import atomic, crossval, evaluation, metadata, naming, plots, tracking
 from audioclf.device import resolve_device
 from audioclf.export import EXPORT_FORMATS, export_file
 from audioclf.cli import fold_list, non_negative_float, non_negative_int, positive_float, positive_int, unit_float
@@ -150,8 +151,18 @@ def main(argv: list[str] | None = None, on_epoch: Callable[[int, float], None] |
     an exception with ``stops_run = True`` stops the run, marked stopped)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    with tracking.stage("training", args, parser, task_type="training") as run:
-        result = _train_all(args, run, on_epoch)
+    # Named for what it sets; renamed with its test fold once the dataset says which that is.
+    def provisional() -> str:
+        return naming.compose(["training", args.model], naming.changed_flags(build_parser(), args, "training"))
+
+    with tracking.stage("training", args, parser, task_type="training", task_name=provisional) as run:
+        result = _train_all(args, run, build_parser(), on_epoch)  # (a fresh parser: naming's reference)
+        # Printed before the task closes, so that the task's console on the server ends with them too.
+        _print_result(result, run)
+    return result
+
+
+def _print_result(result: dict, run: tracking.Run) -> None:
     if "cross_validation" in result:
         cv = result["cross_validation"]
         print(f"cross-validation: accuracy {cv['accuracy_mean']:.4f} ± {cv['accuracy_std']:.4f}")
@@ -161,8 +172,7 @@ def main(argv: list[str] | None = None, on_epoch: Callable[[int, float], None] |
         print(f"model: {result['model_path']}")
         if result.get("model_id"):
             print(f"model id: {result['model_id']} (predict.py and serve.py take it)")
-    print(f"results: {run.where()}")
-    return result
+    print(f"results: {run.where()}", flush=True)
 
 
 def load_dataset(dataset):
@@ -198,7 +208,7 @@ def check_trainable(info: dict, index, arch: str, dataset_id: str) -> None:
                          "--duration / --hop-length giving >= 16 frames, or use --model resnet18")
 
 
-def _train_all(args: argparse.Namespace, run: tracking.Run, on_epoch=None) -> dict:
+def _train_all(args: argparse.Namespace, run: tracking.Run, parser: argparse.ArgumentParser, on_epoch=None) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
@@ -213,13 +223,19 @@ def _train_all(args: argparse.Namespace, run: tracking.Run, on_epoch=None) -> di
         folds = [args.test_fold if args.test_fold is not None else available[-1]]
     if args.resume and len(folds) > 1:
         raise ValueError("--resume continues one training run; run the remaining folds one by one with --test-fold")
+    run.name_as(f"training {naming.training_descriptor(parser, args, folds)}")
+    run.add_tags(naming.training_tags(args.model, folds))
+    if len(folds) == 1:
+        # The folds this run uses, written back to Args/: the UI shows them, and a clone reruns them.
+        val_fold = args.val_fold if args.val_fold is not None else default_val_fold(folds[0], available)
+        run.record_args(test_fold=folds[0], val_fold=val_fold)
     x = load_features(dataset.path, index["feature_path"].tolist(), tuple(info["shape"]),
                       hint=recover_hint(dataset.id))
     y = torch.from_numpy(index["label"].to_numpy()).long()
     common = {"dataset_id": dataset.id, "index": index, "info": info, "x": x, "y": y, "device": device,
-              "on_epoch": on_epoch}
+              "on_epoch": on_epoch, "parser": parser}
     if len(folds) == 1:
-        result = _train_fold(args, run, folds[0], args.val_fold, run.run_dir, None, **common)
+        result = _train_fold(args, run, folds[0], val_fold, run.run_dir, None, **common)
         result.pop("confusion_matrix")
         return {**result, **run.identity()}
 
@@ -237,9 +253,9 @@ def _train_all(args: argparse.Namespace, run: tracking.Run, on_epoch=None) -> di
 
 def _train_fold(args: argparse.Namespace, run: tracking.Run, test_fold: int, val_fold: int | None, out: Path,
                 cv_fold: int | None, dataset_id: str, index, info: dict, x: torch.Tensor, y: torch.Tensor,
-                device: torch.device, on_epoch=None) -> dict:
-    """Train and test one model. ``cv_fold`` (in a cross-validation): its scalar series, model name and
-    artifacts carry the fold (loss/train_fold3, "audio classifier fold 3", metrics_fold3)."""
+                device: torch.device, parser: argparse.ArgumentParser, on_epoch=None) -> dict:
+    """Train and test one model. ``cv_fold`` (in a cross-validation): its scalar series and artifacts carry the
+    fold (loss/train_fold3, metrics_fold3); the model's name always does ("audio classifier cnn fold 3 ...")."""
     tag = "" if cv_fold is None else f"_fold{cv_fold}"
     class_names = info["class_names"]
     folds = index["fold"].to_numpy()
@@ -276,14 +292,12 @@ def _train_fold(args: argparse.Namespace, run: tracking.Run, test_fold: int, val
     plots.confusion_matrix_png(matrix, class_names, out / "confusion_matrix.png",
                                f"{series}: accuracy {test['accuracy']:.3f}")
     atomic.write_csv(out / "history.csv", history)
-    run.logger.report_confusion_matrix(
-        title="Confusion matrix", series=series, matrix=matrix, iteration=best["epoch"],
-        xaxis="Predicted", yaxis="True", xlabels=class_names, ylabels=class_names, yaxis_reversed=True)
+    run.confusion_matrix(series, matrix, class_names, iteration=best["epoch"])
     per_class = evaluation.per_class_table(y_true, y_pred, class_names)
     atomic.write_csv(out / "per_class.csv", per_class)
     run.logger.report_table(title="Per-class precision and recall", series=series, iteration=0, table_plot=per_class)
     for name, value in test.items():
-        run.logger.report_single_value(f"test_{name}{tag}", value)
+        run.single_value(f"test_{name}{tag}", value)
     _log_samples(run, x, y, split, y_pred, class_names, tag)
 
     metrics = {
@@ -297,42 +311,60 @@ def _train_fold(args: argparse.Namespace, run: tracking.Run, test_fold: int, val
     }
     model_path = out / "model.pt"
     save_model(model_path, model.cpu(), class_names, info["feature_config"], cfg.to_dict(), metrics)
-    metrics["model_path"] = str(model_path)
     exports = [export_file(model_path, fmt) for fmt in args.export or []]
-    metrics["exports"] = {e.format: str(e.path) for e in exports}
-    # The pipeline's cross-validation step reads the metrics and the confusion matrix back.
-    run.artifact(f"confusion_matrix{tag}", confusion)
-    run.artifact(f"metrics{tag}", metrics)
-    name = "audio classifier" if cv_fold is None else f"audio classifier fold {cv_fold}"
-    # The serving tag (serve.py --auto-update follows it) marks a run's final model; not a fold's, nor a search
-    # trial's (optimize.py), which is a short run in the same project with the same model name.
+    # The serving tag (serve.py --auto-update follows it) marks a run's final model, which is also published;
+    # not a fold's, nor a search trial's (optimize.py), which is a short run in the same project.
     serving = cv_fold is None and not _is_search_trial(run)
-    model_id = _register_model(run, model_path, name, class_names, info["feature_config"], tag,
-                               tags=[tracking.SERVING_TAG] if serving else None)
+    if run.user_named:  # --task-name: the user's name for the run, and the fold in a cross-validation
+        name = f"audio classifier {args.task_name}" + ("" if cv_fold is None else f" fold {cv_fold}")
+    else:
+        name = f"audio classifier {naming.training_descriptor(parser, args, [test_fold])}"
+    model_id = _register_model(run, model_path, name, metrics, info["feature_config"], tag,
+                               tags=naming.training_tags(args.model, [test_fold])
+                               + ([tracking.SERVING_TAG] if serving else []), publish=serving)
     if model_id:
         metrics["model_id"] = model_id
     if cv_fold is None:
-        run.output("model_id", model_id or str(model_path))
+        run.output("model_id", model_id or model_path.name)
+    # The pipeline's cross-validation step reads the metrics and the confusion matrix back. What goes to the
+    # server holds no local path (the model is its id there); metrics.json in the run folder has them too.
+    run.artifact(f"confusion_matrix{tag}", confusion)
+    run.artifact(f"metrics{tag}", metrics, preview=json.dumps(metrics, indent=1))
     for e in exports:
         run.artifact(f"model{tag}_{e.format}", e.path)
-    atomic.write_json(out / "metrics.json", metrics)
-    return {**metrics, "run_dir": str(out), "confusion_matrix": matrix}
+    local = {**metrics, "model_path": str(model_path), "exports": {e.format: str(e.path) for e in exports}}
+    atomic.write_json(out / "metrics.json", local)
+    return {**local, "run_dir": str(out), "confusion_matrix": matrix}
+
+
+SAMPLE_LABEL_CHARS = 20  # what the web UI's 180 px debug-sample card shows of its series name
+
+
+def sample_label(class_name: str) -> str:
+    """A class name as a debug sample's series: cut to what its card shows."""
+    return class_name if len(class_name) <= SAMPLE_LABEL_CHARS else class_name[:SAMPLE_LABEL_CHARS - 1] + "\u2026"
 
 
 def _log_samples(run: tracking.Run, x: torch.Tensor, y: torch.Tensor, split, y_pred, class_names: list[str],
                  tag: str) -> None:
-    """One training and one test spectrogram per class as TensorBoard images (ClearML shows them as debug
-    samples), the test one titled with its prediction."""
+    """One training and one test spectrogram per class as ClearML debug samples: title 'train' or 'test'
+    (and the fold), series the true class, so that two runs' samples line up in the compare view; the test
+    one has its prediction written over it (green when right, red when wrong)."""
     for part, indices in (("train", split.train), ("test", split.test)):
         labels = y[torch.from_numpy(indices)].numpy()
         for k, name in enumerate(class_names):
             where = (labels == k).nonzero()[0]
             if not where.size:
                 continue
-            spec = x[int(indices[where[0]])].float()
-            image = ((spec - spec.min()) / (spec.max() - spec.min()).clamp_min(1e-6)).flip(0)[None]  # (1, M, T)
-            title = name if part == "train" else f"{name} (predicted {class_names[int(y_pred[where[0]])]})"
-            run.tensorboard.add_image(f"{part}{tag}/{title}", image, 0)
+            spec = x[int(indices[where[0]])].float().numpy()
+            if part == "train":
+                heading, color = name, "black"
+            else:
+                predicted = class_names[int(y_pred[where[0]])]
+                heading = f"predicted {predicted}"
+                color = "forestgreen" if predicted == name else "crimson"
+            image = plots.labelled_spectrogram(spec, heading, color)
+            run.logger.report_image(title=f"{part}{tag}", series=sample_label(name), iteration=0, image=image)
 
 
 def _is_search_trial(run: tracking.Run) -> bool:
@@ -343,25 +375,52 @@ def _is_search_trial(run: tracking.Run) -> bool:
     return any(t == "optimization" or t.startswith("opt:") for t in run.task.get_tags() or [])
 
 
-def _register_model(run: tracking.Run, model_path, name: str, class_names: list[str], feature_config: dict,
-                    tag: str, tags: list[str] | None = None) -> str | None:
+def _register_model(run: tracking.Run, model_path, name: str, metrics: dict, feature_config: dict, tag: str,
+                    tags: list[str] | None = None, publish: bool = False) -> str | None:
     """Online: a ClearML OutputModel with the label enumeration and feature config, its weights uploaded to
     --storage or the files server (named explicitly: under an agent Task.init(output_uri=...) is ignored,
-    and without a destination only a file:// path on the training machine would be recorded). Returns its
-    id. Offline the SDK's OutputModel is broken (clearml 2.1.12), so the file goes into the session as an
-    artifact. ``tags``: the model's tags (tracking.SERVING_TAG on a run's final model, for serve.py
-    --auto-update)."""
+    and without a destination only a file:// path on the training machine would be recorded), its results,
+    classes and settings as metadata (the model page's METADATA tab, and columns of the models table), a
+    description without local paths, and, with ``publish``, published. Returns its id. Offline the SDK's
+    OutputModel is broken (clearml 2.1.12), so the file goes into the session as an artifact. ``tags``: the
+    model's tags (tracking.SERVING_TAG on a run's final model, for serve.py --auto-update)."""
     if run.offline:
         run.artifact(f"model{tag}", model_path)
         return None
     from clearml import OutputModel
 
-    output_model = OutputModel(task=run.task, name=name, framework="PyTorch",
+    class_names = metrics["class_names"]
+    test = metrics["test"]
+    comment = (f"{metrics['train_config']['arch']} trained by task {run.task.id} on features dataset "
+               f"{metrics['dataset_id']}: test fold {metrics['test_fold']} accuracy {test['accuracy']:.4f}, "
+               f"macro-F1 {test['f1_macro']:.4f} ({metrics['num_test']} clips, {len(class_names)} classes)")
+    output_model = OutputModel(task=run.task, name=name, framework="PyTorch", comment=comment,
                                label_enumeration={c: i for i, c in enumerate(class_names)},
                                config_dict={"feature_config": feature_config}, tags=tags)
     output_model.update_weights(weights_filename=str(model_path), upload_uri=run.upload_destination,
-                                auto_delete_file=False, async_enable=False)
+                                auto_delete_file=False, async_enable=False, update_comment=False)
+    output_model.set_all_metadata(model_metadata(metrics, feature_config), replace=True)
+    if publish:
+        output_model.publish()
     return output_model.id
+
+
+def model_metadata(metrics: dict, feature_config: dict) -> dict[str, dict[str, str]]:
+    """What the model page's METADATA tab lists: the test results, the classes, the training and feature
+    settings (ClearML metadata: {key: {"value": str, "type": ...}})."""
+    def entry(value) -> dict[str, str]:
+        kind = ("bool" if isinstance(value, bool) else "float" if isinstance(value, float) else
+                "int" if isinstance(value, int) else "str")
+        return {"value": str(round(value, 4) if isinstance(value, float) else value), "type": kind}
+
+    train = metrics["train_config"]
+    values = {"test_accuracy": float(metrics["test"]["accuracy"]), "test_f1_macro": float(metrics["test"]["f1_macro"]),
+              "test_fold": int(metrics["test_fold"]), "val_fold": int(metrics["val_fold"]),
+              "num_classes": len(metrics["class_names"]), "classes": ", ".join(metrics["class_names"]),
+              "dataset_id": metrics["dataset_id"], "model": train["arch"], "epochs_run": int(metrics["epochs_run"]),
+              **{f"train.{k}": v for k, v in train.items() if isinstance(v, (int, float, str)) and v is not None},
+              **{f"features.{k}": v for k, v in feature_config.items() if isinstance(v, (int, float, str))}}
+    return {k: entry(v) for k, v in values.items()}
 
 
 if __name__ == "__main__":

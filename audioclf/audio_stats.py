@@ -27,7 +27,7 @@ from . import metadata, plots
 INFO_FILE = "audio_info.csv"  # the per-clip header table, at the root of the raw dataset and in the run folder
 PNG_NAME = "audio_properties.png"
 PLOT_TITLE = "Audio properties"  # ClearML title (metric) of the figure; series PLOT_SERIES
-PLOT_SERIES = "clips"
+PLOT_SERIES = "duration, sample rate, channels, format"  # also the figure's title in the web UI (report_plotly)
 INFO_COLUMNS = ("filepath", "fold", "class", "duration_s", "samplerate", "channels", "frames", "format", "subtype")
 # A clip counts as shorter (or longer) than the feature duration only beyond this: real "4 s" slices often
 # hold a few frames less (end - start rounded), which the features pad without anyone noticing.

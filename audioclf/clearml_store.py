@@ -54,6 +54,10 @@ class ClearMLDataset:
         return self.dataset.id
 
     @property
+    def name(self) -> str:
+        return self.dataset.name
+
+    @property
     def parent_ids(self) -> list[str]:
         return list(self.dataset.get_dependency_graph().get(self.id, []))
 
@@ -173,8 +177,11 @@ class ClearMLDraft:
         return self._local[relpath]
 
     def finalize(self, verify: bool | None = None) -> ClearMLDataset:
+        # preview=False: the SDK's own preview would show every CSV again as "Tables / summary" (each replacing
+        # the last) and some audio files under "Audio"; the dataset's page has each table under its own title
+        # and one audio sample per class already.
         self.dataset.upload(show_progress=True, compression=zipfile.ZIP_STORED, chunk_size=CHUNK_MB,
-                            max_workers=os.cpu_count() or 1)
+                            max_workers=os.cpu_count() or 1, preview=False)
         self.dataset.finalize()
         shutil.rmtree(self._scratch, ignore_errors=True)
         return ClearMLDataset(self.dataset)

@@ -78,15 +78,14 @@ def report(run, per_fold: list[dict], matrices: list[np.ndarray], class_names: l
 
     table, summary, total = summarize_folds(per_fold, matrices)
     out = run.run_dir
-    run.table("Cross-validation per fold", table, csv_name="per_fold.csv")
+    run.table("Cross-validation per fold", table.round(4))
+    atomic.write_csv(out / "per_fold.csv", table)
     for key, value in summary.items():
         if key != "folds":
-            run.logger.report_single_value(key, value)
+            run.single_value(key, value)
     for key in ("accuracy_mean", "accuracy_std", "f1_macro_mean", "f1_macro_std"):
         run.output(key, f"{summary[key]:.6f}")
-    run.logger.report_confusion_matrix(
-        title="Confusion matrix", series="all folds summed", matrix=total, iteration=0, xaxis="Predicted",
-        yaxis="True", xlabels=class_names, ylabels=class_names, yaxis_reversed=True)
+    run.confusion_matrix("all folds summed", total, class_names)
     frame = evaluation.confusion_frame(total, class_names)
     atomic.write_csv(out / "confusion_matrix_all_folds.csv", frame, index=True)
     plots.confusion_matrix_png(total, class_names, out / "confusion_matrix_all_folds.png",

@@ -87,3 +87,34 @@ def audio_properties_png(durations: np.ndarray, bin_edges: np.ndarray, reference
     fig.suptitle(title)
     fig.tight_layout()
     return save_figure(fig, path, 110)
+
+
+SAMPLE_SIZE_PX = (360, 240)  # a debug sample: the web UI shows it as a 180 px card, full size when clicked
+SAMPLE_TITLE_PT = (18, 11)  # the title's largest and smallest font size
+
+
+def labelled_spectrogram(spec: np.ndarray, title: str, color: str = "black") -> np.ndarray:
+    """The spectrogram (mel bands up) under ``title`` in large type, as an RGB uint8 image for
+    ``Logger.report_image``: the card under a debug sample shows about 20 characters, so what does not fit
+    there (the prediction) is written into the image itself. The title's font shrinks until it fits the width;
+    a title too long even then is cut with an ellipsis."""
+    width, height = SAMPLE_SIZE_PX
+    fig = plt.figure(figsize=(width / 100, height / 100), dpi=100)
+    ax = fig.add_axes((0.0, 0.0, 1.0, 0.8))
+    ax.imshow(spec, origin="lower", aspect="auto", cmap="magma")
+    ax.set_axis_off()
+    text = fig.text(0.5, 0.9, title, ha="center", va="center", fontsize=SAMPLE_TITLE_PT[0], color=color)
+    renderer = fig.canvas.get_renderer()
+    room = width - 8
+    size = SAMPLE_TITLE_PT[0]
+    while text.get_window_extent(renderer).width > room and size > SAMPLE_TITLE_PT[1]:
+        size -= 1
+        text.set_fontsize(size)
+    shown = title
+    while text.get_window_extent(renderer).width > room and len(shown) > 1:
+        shown = shown[:-1]
+        text.set_text(shown.rstrip() + "\u2026")
+    fig.canvas.draw()
+    image = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+    plt.close(fig)
+    return image

@@ -117,6 +117,10 @@ class LocalDataset:
         return self.info.id
 
     @property
+    def name(self) -> str:
+        return self.info.name
+
+    @property
     def parent_ids(self) -> list[str]:
         return list(self.info.parent_ids)
 

@@ -22,7 +22,7 @@ import secrets
 import shutil
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -43,6 +43,8 @@ REQUIREMENTS_FILE = Path(__file__).resolve().parents[1] / "requirements.txt"
 # --auto-update follows, so that a new training run becomes a new endpoint version (docs/serving.md).
 SERVING_TAG = "audioclf-serving"
 
+PREVIEW_ROWS = 60  # rows of a table artifact's preview (its file has them all)
+
 # Retry settings that turn "unreachable server" into an error in seconds rather than hours.
 _FAST_FAIL_HTTP = {"retries": {"total": 2, "connect": 2, "read": 2, "backoff_factor": 0.5, "backoff_max": 2}}
 
@@ -58,7 +60,9 @@ def add_tracking_args(parser: argparse.ArgumentParser, stage: str, enqueue_flag:
     group = parser.add_argument_group("tracking and storage")
     group.add_argument("--project", default="Audio Classification",
                        help="ClearML project of the task and datasets (default: %(default)s)")
-    group.add_argument("--task-name", default=stage, help="ClearML task name (default: %(default)s)")
+    group.add_argument("--task-name", default=None,
+                       help=f"ClearML task name (default: '{stage}' and what this run sets that differs from the "
+                            "defaults, e.g. 'training cnn fold 10 lr=0.001', so that runs can be told apart)")
     group.add_argument("--offline", action="store_true",
                        help="run without a ClearML server: record an offline session and use the local "
                             "dataset store (default: automatic when no ClearML credentials are configured)")
@@ -112,8 +116,10 @@ def _api_host() -> str:
 class Run:
     """A stage's live reporting: ClearML task, TensorBoard and a local folder."""
 
-    def __init__(self, task, offline: bool, run_dir: Path, output_dir: Path, storage: str | None = None):
+    def __init__(self, task, offline: bool, run_dir: Path, output_dir: Path, storage: str | None = None,
+                 user_name: str | None = None):
         self.task = task
+        self.user_name = user_name  # --task-name, when given: the task keeps that name
         self.offline = offline
         self.run_dir = run_dir
         self.output_dir = output_dir
@@ -174,12 +180,51 @@ class Run:
             return path
         return None
 
+    def single_value(self, name: str, value: float) -> None:
+        """A run's result (ClearML "Summary", which the server also keeps as the task's last metric: the tasks
+        table shows it as a column), rounded to 4 decimals: 0.1053, not 0.10526315789473684."""
+        self.logger.report_single_value(name, round(float(value), 4))
+
+    def confusion_matrix(self, series: str, matrix, class_names: list[str], iteration: int = 0) -> None:
+        """A confusion matrix (rows: true class) as a heatmap whose class names and axis titles fit."""
+        from . import figures
+
+        self.logger.report_plotly(title="Confusion matrix", series=series, iteration=iteration,
+                                  figure=figures.confusion_matrix(matrix, class_names))
+
     def output(self, name: str, value: str) -> None:
         """Publish a value the next pipeline step reads (``${step.parameters.General/<name>}``)."""
         self.task.set_parameter(f"General/{name}", value)
 
-    def artifact(self, name: str, obj) -> None:
-        self.task.upload_artifact(name=name, artifact_object=obj, wait_on_upload=self.offline)
+    def artifact(self, name: str, obj, preview: str | None = None) -> None:
+        """``preview``: what the web UI shows for it (default for a table: its text with every column and its
+        row and column names, not pandas' repr, which elides the middle columns; a long one's first and last
+        rows)."""
+        if preview is None and hasattr(obj, "to_string"):
+            preview = obj.to_string(max_rows=PREVIEW_ROWS)
+        self.task.upload_artifact(name=name, artifact_object=obj, wait_on_upload=self.offline, preview=preview)
+
+    def name_as(self, name: str) -> None:
+        """Name the task ``name``, or the --task-name the user gave (also under an agent, where Task.init keeps
+        the name the task was created with)."""
+        name = self.user_name or name
+        if self.task.name != name:
+            self.task.set_name(name)
+
+    @property
+    def user_named(self) -> bool:
+        return bool(self.user_name)
+
+    def record_args(self, **values) -> None:
+        """Write values this run resolved (a default that depends on the data) back to its Args/, so that the
+        task shows what was used and a clone reruns it."""
+        self.task.update_parameters({f"Args/{name}": value for name, value in values.items()})
+
+    def add_tags(self, tags: list[str]) -> None:
+        """Add ``tags`` to the task (also under an agent, where Task.init ignores its ``tags``)."""
+        missing = [t for t in tags if t not in (self.task.get_tags() or [])]
+        if missing:
+            self.task.add_tags(missing)
 
     def close(self, status: str = "completed", reason: str | None = None) -> None:
         """Flush and close everything; safe to call twice. ``status``: completed, failed or stopped.
@@ -233,12 +278,14 @@ def start_run(
     parser: argparse.ArgumentParser,
     task_type: str = "data_processing",
     tags: list[str] | None = None,
+    name: Callable[[], str] | None = None,
 ) -> Run:
     """Start the ClearML task (online or offline) and make the run folder.
 
     Call it first thing in main(), right after parsing: ClearML records the
     parsed arguments under ``Args/`` and, under an agent, replaces them in
-    ``args`` with the values set in the UI or by the pipeline.
+    ``args`` with the values set in the UI or by the pipeline. ``name``: makes the task's name from ``args``
+    unless --task-name is given (default: the stage's name); called again once an agent has replaced them.
     """
     global _OFFLINE_BANNER_SHOWN
     offline, why = decide_offline(args.offline)
@@ -268,7 +315,7 @@ def start_run(
     try:
         task = Task.init(
             project_name=args.project,
-            task_name=args.task_name,
+            task_name=args.task_name or (name() if name else stage),
             task_type=getattr(Task.TaskTypes, task_type),
             tags=tags,
             reuse_last_task_id=False,
@@ -298,11 +345,13 @@ def start_run(
         # execute_remotely does nothing and the stage goes on).
         remove_if_empty(run_dir)
         task.execute_remotely(queue_name=args.queue, exit_process=True)
-    if tags and not offline and set(tags) - set(task.get_tags() or []):
-        # Under an agent Task.init ignores ``tags`` (the task exists already): add them here.
-        task.add_tags(list(tags))
-
-    return Run(task, offline=offline, run_dir=run_dir, output_dir=args.output_dir.resolve(), storage=args.storage)
+    run = Run(task, offline=offline, run_dir=run_dir, output_dir=args.output_dir.resolve(), storage=args.storage,
+              user_name=args.task_name or None)
+    # Under an agent Task.init ignores ``tags`` and the name (the task exists already): set them here.
+    if tags:
+        run.add_tags(list(tags))
+    run.name_as(name() if name else stage)
+    return run
 
 
 def make_run_dir(output_dir: Path, stage: str) -> Path:
@@ -314,7 +363,7 @@ def make_run_dir(output_dir: Path, stage: str) -> Path:
 
 @contextlib.contextmanager
 def stage(name: str, args: argparse.Namespace, parser: argparse.ArgumentParser, task_type: str = "data_processing",
-          tags: list[str] | None = None) -> Iterator[Run]:
+          tags: list[str] | None = None, task_name: Callable[[], str] | None = None) -> Iterator[Run]:
     """A stage's run, closed however the body ends.
 
     Success: the task is completed. A user error (bad input, a damaged dataset, a full disk, a folder that
@@ -322,7 +371,7 @@ def stage(name: str, args: argparse.Namespace, parser: argparse.ArgumentParser, 
     exit status 2. Ctrl-C: one line, the task marked stopped, exit status 130. Any other exception is a
     bug: the task is marked failed and the traceback shown. A failed run's empty run folder is removed."""
     try:
-        run = start_run(name, args, parser, task_type=task_type, tags=tags)
+        run = start_run(name, args, parser, task_type=task_type, tags=tags, name=task_name)
     except KeyboardInterrupt:
         print(f"interrupted: {name} stopped before it started", file=sys.stderr)
         raise SystemExit(130) from None

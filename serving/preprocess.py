@@ -1,7 +1,7 @@
 """clearml-serving custom engine for the audio classifier: an audio file's bytes in, its classes out (JSON).
 
     python serve.py --model-id <id>       # uploads this file as the endpoint's preprocess code (docs/serving.md)
-    curl -X POST http://127.0.0.1:8080/serve/audio_classifier -H "Content-Type: audio/wav" --data-binary @clip.wav
+    curl -X POST http://127.0.0.1:8090/serve/audio_classifier -H "Content-Type: audio/wav" --data-binary @clip.wav
 
 clearml-serving loads this file in its inference process, finds the class ``Preprocess``, sets
 ``self.model_endpoint`` and calls ``load()`` once with the model file it downloaded, then per request

@@ -18,6 +18,7 @@ per module.
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import json
 import os
@@ -135,10 +136,15 @@ def offline_controller(monkeypatch):
     process to online could let a stray real SDK call reach for a server."""
     Task.set_offline(True)
     monkeypatch.setattr(Task, "_report_subprocess_enabled", False)  # close() in 0 s, no reporting subprocess
+    # As in a fresh process: ClearML's argparse binding remembers the last parse_args of any earlier test, and
+    # Task.init would record that parser's arguments on the controller.
+    for name in ("_last_arg_parser", "_last_parsed_args", "_current_task"):
+        monkeypatch.setattr(PatchArgumentParser, name, None)
 
     def build(argv: list[str]):
-        args = pipeline.build_parser().parse_args(argv)
-        return args, pipeline.build_controller(args)
+        parser = pipeline.build_parser()
+        args = cli.parse_quietly(parser, argv)  # as pipeline.main parses (unseen by ClearML's argparse binding)
+        return args, pipeline.build_controller(args, parser)
 
     yield build
     current = Task.current_task()
@@ -472,14 +478,15 @@ def test_pipeline_dag(offline_controller, folds, no_cache):
     # The source is fixed when the DAG is built (it decides the folds, one training step each): not a
     # pipeline parameter a UI rerun could change under a DAG built for other folds.
     assert params["get_data"]["Args/source"] == "urbansound8k"
-    assert params["get_data"]["Args/num_clips"] == "${pipeline.num_clips}"
+    # A real source has no clip count to change: --num-clips is not a parameter of its pipeline.
+    assert "Args/num_clips" not in params["get_data"]
     assert params["preprocessing"]["Args/dataset_id"] == "${get_data.parameters.General/dataset_id}"
     assert params["preprocessing"]["Args/device"] == "${pipeline.device}"
     for name, fold in zip(trainings, fold_list):
         assert params[name]["Args/dataset_id"] == "${preprocessing.parameters.General/dataset_id}"
         assert params[name]["Args/test_fold"] == str(fold)
         assert params[name]["Args/model"] == "${pipeline.model}" and params[name]["Args/epochs"] == "${pipeline.epochs}"
-        assert params[name]["Args/task_name"] == name
+        assert "Args/task_name" not in params[name], "each step names its task after its own settings"
     if len(fold_list) > 1:
         assert dag["cross_validation"].parents == trainings
         referenced = params["cross_validation"]["Args/training_tasks"].split(",")
@@ -493,8 +500,7 @@ def test_pipeline_dag(offline_controller, folds, no_cache):
         script = "training" if name.startswith("training") else name
         assert {k.split("/", 1)[1] for k in overrides} <= dests[script], name
 
-    assert pipe.get_parameters() == {"num_clips": 77, "seed": 5, "model": "resnet18", "epochs": "3",
-                                     "device": "cuda"}
+    assert pipe.get_parameters() == {"seed": 5, "model": "resnet18", "epochs": "3", "device": "cuda"}
     # Every step is created by its factory (no template lookups on a server).
     assert all(node.base_task_id is None and callable(node.task_factory_func) for node in dag.values())
 
@@ -563,35 +569,70 @@ def test_pipeline_from_template_project_clones_templates_by_name(monkeypatch):
         "num_clips", "seed", "model", "epochs", "device"}
 
 
-def test_pipeline_controller_gets_default_arguments_back_under_the_agent(offline_controller, monkeypatch):
-    """Online without --local the controller runs on the services agent, which re-parses pipeline.py's Args/."""
-    monkeypatch.setattr(PatchArgumentParser, "_last_arg_parser", None)  # as in a fresh process: only this parse
-    monkeypatch.setattr(PatchArgumentParser, "_last_parsed_args", None)
-    monkeypatch.setattr(PatchArgumentParser, "_current_task", None)
-    args, _ = offline_controller(["--num-clips", "50", "--epochs", "3", "--gpu-queue", "g"])
-    agent = agent_parse(Task.current_task(), pipeline.build_parser, "pipeline.py", monkeypatch)
+def controller_on_agent(pipe, parser=None, **ui_changes) -> argparse.Namespace:
+    """The arguments a controller run by an agent builds its DAG from (pipeline.main under an agent: no command
+    line, then build_controller's restore_arguments), after what ``pipe.start()`` records on its task; with
+    ``ui_changes``, after a NEW RUN from the web UI changed those Args/ of the cloned controller."""
+    pipe._verify()
+    pipe._serialize_pipeline_task()  # what start() records before it enqueues the controller
+    task = pipe.task
+    for name, value in ui_changes.items():
+        task.set_parameter(f"Args/{name}", value)
+    parser = parser or pipeline.build_parser()
+    args = cli.parse_quietly(parser, [])  # the agent starts pipeline.py with no arguments
+    pipeline.restore_arguments(task, parser, args, task.get_configuration_object_as_dict(pipeline.FIXED_CONFIG))
+    return args
+
+
+def test_pipeline_controller_gets_default_arguments_back_under_the_agent(offline_controller):
+    """Online without --local the controller runs on the services agent, which runs pipeline.py again."""
+    args, pipe = offline_controller(["--num-clips", "50", "--epochs", "3", "--gpu-queue", "g"])
+    agent = controller_on_agent(pipe)
     assert (agent.folds, agent.num_clips, agent.epochs, agent.gpu_queue) == (args.folds, 50, 3, "g")
     assert pipeline.step_folds(agent) == [None], "the default: one step on the dataset's last fold (chosen at run time)"
 
 
 @pytest.mark.parametrize("classes", [["dog_bark", "siren"], ["dog_bark,siren"]])
-def test_pipeline_controller_gets_its_classes_back_under_the_agent(offline_controller, monkeypatch, classes):
-    monkeypatch.setattr(PatchArgumentParser, "_last_arg_parser", None)
-    monkeypatch.setattr(PatchArgumentParser, "_last_parsed_args", None)
-    monkeypatch.setattr(PatchArgumentParser, "_current_task", None)
+def test_pipeline_controller_gets_its_classes_back_under_the_agent(offline_controller, classes):
     _, pipe = offline_controller(["--classes", *classes, "--training-args", "--lr 0.002"])
-    agent = agent_parse(Task.current_task(), pipeline.build_parser, "pipeline.py", monkeypatch)
+    agent = controller_on_agent(pipe)
     assert cli.name_list(agent.classes) == ["dog_bark", "siren"] and agent.training_args == "--lr 0.002"
     assert pipe.get_pipeline_dag()["get_data"].parameters["Args/classes"] == "dog_bark,siren"
 
 
-def test_pipeline_controller_gets_its_folds_back_under_the_agent(offline_controller, monkeypatch):
-    monkeypatch.setattr(PatchArgumentParser, "_last_arg_parser", None)
-    monkeypatch.setattr(PatchArgumentParser, "_last_parsed_args", None)
-    monkeypatch.setattr(PatchArgumentParser, "_current_task", None)
-    offline_controller(["--folds", "1,2,3"])
-    agent = agent_parse(Task.current_task(), pipeline.build_parser, "pipeline.py", monkeypatch)
-    assert agent.folds == [1, 2, 3]
+def test_pipeline_controller_gets_its_folds_back_under_the_agent(offline_controller):
+    _, pipe = offline_controller(["--folds", "1,2,3"])
+    assert controller_on_agent(pipe).folds == [1, 2, 3]
+
+
+def test_the_controllers_args_are_exactly_the_pipeline_parameters(offline_controller):
+    """The web UI's NEW RUN dialog offers the controller task's Args/: they must be the parameters a rerun can
+    change (not --offline, --output-dir, the queues or --source), and every other argument is kept where the
+    controller on an agent finds it."""
+    _, pipe = offline_controller(["--folds", "9,10", "--width", "8", "--steps-queue", "cpu-q", "--project", "P",
+                                  "--output-dir", "/somewhere/local"])
+    controller_on_agent(pipe)
+    args_section = {k.split("/", 1)[1] for k in pipe.task.get_parameters() if k.startswith("Args/")}
+    assert args_section == {"num_clips", "seed", "model", "epochs", "width", "device"}
+    fixed = pipe.task.get_configuration_object_as_dict(pipeline.FIXED_CONFIG)
+    assert fixed["folds"] == [9, 10] and fixed["steps_queue"] == "cpu-q" and fixed["project"] == "P"
+    assert "output_dir" not in fixed and "offline" not in fixed, "what only the launching machine uses stays there"
+
+
+def test_a_real_source_has_no_clip_count_parameter(offline_controller):
+    _, pipe = offline_controller(["--source", "urbansound8k"])
+    controller_on_agent(pipe)
+    assert "Args/num_clips" not in pipe.task.get_parameters()
+
+
+def test_a_new_run_from_the_ui_with_other_parameters_reaches_the_agent(offline_controller, capsys):
+    _, pipe = offline_controller(["--epochs", "3", "--width", "8", "--folds", "9,10"])
+    agent = controller_on_agent(pipe, epochs="5", width="16", seed="7", device="cpu")
+    assert (agent.epochs, agent.width, agent.seed, agent.device, agent.folds) == (5, 16, 7, "cpu", [9, 10])
+    with pytest.raises(SystemExit) as exc:
+        controller_on_agent(pipe, epochs="0")
+    assert exc.value.code == 2
+    assert "pipeline parameter epochs='0'" in capsys.readouterr().err
 
 
 @pytest.fixture
@@ -610,7 +651,7 @@ def launch(monkeypatch):
                "preprocessing": {"dataset_id": "feat-1", "status": "completed", "url": "u2"},
                "training": {"test_fold": 10, "test": {"accuracy": 0.5, "f1_macro": 0.4}, "model_id": "m-1",
                             "status": "completed", "url": "u3"}}
-    monkeypatch.setattr(pipeline, "build_controller", lambda args: pipe)
+    monkeypatch.setattr(pipeline, "build_controller", lambda args, parser=None: pipe)
     monkeypatch.setattr(pipeline, "check_queues", check_queues)
     monkeypatch.setattr(pipeline, "online_results", lambda p: results)
     monkeypatch.setattr(tracking, "decide_offline", lambda flag: (False, ONLINE_REASON))
@@ -865,7 +906,7 @@ def test_push_datasets_keeps_the_lineage_and_uploads_each_file_once(local_store,
     create_calls = pushed_to.Dataset.create.call_args_list
     assert create_calls[0].kwargs["parent_datasets"] is None
     assert create_calls[1].kwargs["parent_datasets"] == [raw_rec.id]
-    assert create_calls[0].kwargs["dataset_name"] == "UrbanSound8K raw"
+    assert create_calls[0].kwargs["dataset_name"] == f"UrbanSound8K raw (synthetic, {NUM_CLIPS} clips, seed 1)"
     assert "imported-from-offline" in create_calls[1].kwargs["dataset_tags"]
     assert raw_local in create_calls[0].kwargs["description"]
     adds = [e for e in pushed_to.events if e[0] == "add_files"]
@@ -939,17 +980,14 @@ def test_push_offline_refuses_when_offline_mode_is_forced(local_store, pushed_to
     assert not (local_store.root / sync.ID_MAP_FILE).exists()
 
 
-def test_checking_stage_flags_leaves_the_pipeline_arguments_its_own(offline_controller, monkeypatch):
+def test_checking_stage_flags_leaves_the_pipeline_arguments_its_own(offline_controller):
     """The stage parsers that check --training-args (and --model) must not be what the controller's task records
     as its Args/: an agent running the controller would read training's --folds and --project back."""
-    monkeypatch.setattr(PatchArgumentParser, "_last_arg_parser", None)
-    monkeypatch.setattr(PatchArgumentParser, "_last_parsed_args", None)
     parser = pipeline.build_parser()
-    args = parser.parse_args(["--folds", "9,10", "--project", "P", "--training-args", "--lr 0.002"])
+    args = cli.parse_quietly(parser, ["--folds", "9,10", "--project", "P", "--training-args", "--lr 0.002"])
     pipeline.check_arguments(parser, args)
-    pipe = pipeline.build_controller(args)
-    recorded = {k: v for k, v in pipe._task.get_parameters().items() if k.startswith("Args/")}
-    assert recorded["Args/project"] == "P" and recorded["Args/training_args"] == "--lr 0.002"
-    assert "Args/lr" not in recorded and "Args/dataset_id" not in recorded, sorted(recorded)
-    agent = agent_parse(Task.current_task(), pipeline.build_parser, "pipeline.py", monkeypatch)
-    assert agent.folds == [9, 10] and agent.project == "P"
+    pipe = pipeline.build_controller(args, parser)
+    agent = controller_on_agent(pipe, parser)
+    recorded = {k: v for k, v in pipe.task.get_parameters().items() if k.startswith("Args/")}
+    assert "Args/lr" not in recorded and "Args/dataset_id" not in recorded and "Args/project" not in recorded
+    assert agent.folds == [9, 10] and agent.project == "P" and agent.training_args == "--lr 0.002"

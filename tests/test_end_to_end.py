@@ -21,6 +21,9 @@ import training
 from audioclf.models import load_model
 from audioclf.store import LocalStore
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import web_ui  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 NUM_CLIPS = 100  # every fold holds every class from 100 clips up
 
@@ -133,8 +136,13 @@ def test_training_writes_metrics_model_and_confusion_matrix(stages):
 def test_training_session_holds_scalars_and_confusion_matrix(stages):
     events = _session_events(stages["training"]["session_dir"])
     scalars = {(e["metric"], e["variant"]) for e in events if e["type"] == "training_stats_scalar"}
-    for metric in ("loss", "accuracy", "f1_macro"):
+    for metric in ("loss", "accuracy"):
         assert {(metric, "train"), (metric, "val")} <= scalars
+    assert {("f1_macro", "val"), ("lr", "lr"), ("Summary", "test_accuracy"), ("Summary", "test_f1_macro")} <= scalars
+    # The web UI's compare view selects 8 series at first: the run's every series, the learning rate included.
+    assert set(web_ui.compare_scalars_shown(scalars)) == scalars, web_ui.compare_scalars_order(scalars)
+    summary = {e["variant"]: e["value"] for e in events if e.get("metric") == "Summary"}
+    assert summary["test_accuracy"] == round(stages["training"]["test"]["accuracy"], 4)
     heatmaps = [json.loads(e["plot_str"]) for e in events
                 if e["type"] == "plot" and e["metric"] == "Confusion matrix"]
     assert heatmaps, "no confusion matrix in the offline session"
@@ -144,6 +152,46 @@ def test_training_session_holds_scalars_and_confusion_matrix(stages):
     assert sum(map(sum, trace["z"])) == stages["training"]["num_test"]
     task = json.loads((Path(stages["training"]["session_dir"]) / "task.json").read_text())
     assert {"model", "metrics"} <= {a["key"] for a in task["execution"]["artifacts"]}
+
+
+def test_each_session_says_what_its_run_is(stages):
+    """Names a table tells apart (the stage, the model and test fold, what was set), the folds used in Args/, the
+    datasets named after their data, and nothing local in the metrics that go to a server."""
+    tasks = {stage: json.loads((Path(stages[stage]["session_dir"]) / "task.json").read_text())
+             for stage in ("raw", "features", "training")}
+    assert tasks["raw"]["name"] == f"get_data synthetic num-clips={NUM_CLIPS} seed=3"
+    assert tasks["features"]["name"] == "preprocessing"
+    assert tasks["training"]["name"] == "training cnn fold 10 epochs=2"
+    assert {"cnn", "fold 10"} <= set(tasks["training"]["tags"])
+    args = {k: v["value"] for k, v in tasks["training"]["hyperparams"]["Args"].items()}
+    assert (args["test_fold"], args["val_fold"]) == ("10", "9"), "the folds it used, not empty"
+    raw = stages["store"].get(stages["raw"]["dataset_id"])
+    assert raw.name == f"UrbanSound8K raw (synthetic, {NUM_CLIPS} clips, seed 3)"
+    assert stages["store"].get(stages["features"]["dataset_id"]).name == \
+        f"UrbanSound8K features (synthetic, {NUM_CLIPS} clips, seed 3)"
+    (metrics,) = [a for a in tasks["training"]["execution"]["artifacts"] if a["key"] == "metrics"]
+    uploaded = next(Path(stages["training"]["session_dir"]).glob("data/**/artifacts/metrics/*.json")).read_text()
+    for text in (uploaded, metrics["type_data"]["preview"]):
+        assert str(stages["out"]) not in text and "model_path" not in text, text
+
+
+def test_training_figures_fit_the_web_ui(stages):
+    """The confusion matrix brings margins for its longest class name and its axis titles; each debug sample's
+    series is a class name short enough for its card, the prediction drawn into the image."""
+    events = _session_events(stages["training"]["session_dir"])
+    (heatmap,) = [json.loads(e["plot_str"]) for e in events if e["type"] == "plot" and e["metric"] == "Confusion matrix"]
+    layout, names = heatmap["layout"], stages["training"]["class_names"]
+    assert layout["yaxis"]["automargin"] and layout["xaxis"]["automargin"]
+    assert layout["margin"]["l"] >= 7 * max(map(len, names)) + 2 * 14, "room for 'children_playing' and 'True'"
+    assert layout["yaxis"]["title"]["standoff"] > 0
+    task = json.loads((Path(stages["training"]["session_dir"]) / "task.json").read_text())
+    (artifact,) = [a for a in task["execution"]["artifacts"] if a["key"] == "confusion_matrix"]
+    header = artifact["type_data"]["preview"].splitlines()[0].split()
+    assert header == names, "the preview is the whole table, every class a column (pandas' repr showed 4 of 10)"
+    samples = [e for e in events if e["type"] == "training_debug_image"]
+    assert {e["metric"] for e in samples} == {"train", "test"}
+    assert {e["variant"] for e in samples if e["metric"] == "test"} <= set(names)
+    assert all(len(e["variant"]) <= web_ui.SAMPLE_CARD_CHARS for e in samples)
 
 
 def test_each_stage_reruns_on_the_printed_id(stages):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -181,3 +182,15 @@ def test_serve_py_validates_the_endpoint_name():
         serve.build_parser().parse_args(["--model-id", "x", "--endpoint", "a/b"])
     args = serve.build_parser().parse_args(["--model-id", "x", "--top-k", "5", "--window", "0.5"])
     assert serve.aux_config(args) == ["--aux-config", "top_k=5", "window_s=0.5"]
+
+
+def test_serve_py_prints_an_inference_port_a_local_clearml_server_does_not_use():
+    """A default ClearML server install listens on 8080 (web UI), 8008 (API) and 8081 (files): the printed
+    inference command must not start a second server on one of them."""
+    args = serve.build_parser().parse_args(["--model-id", "x"])
+    setup = {"service_id": "sid", "created": True, "project": "P", "endpoint": "audio_classifier",
+             "auto_update": False, "model": {"id": "x", "name": "m", "project": "P"}}
+    text = serve.instructions(setup, args.url)
+    port = int(re.search(r"--port (\d+)", text).group(1))
+    assert port not in (8080, 8008, 8081)
+    assert f"curl -X POST http://127.0.0.1:{port}/serve/audio_classifier " in text

@@ -4,7 +4,10 @@
 
 Queries: ``task`` (``"brief": true`` for status only), ``dataset``, ``model`` (``"load": true`` also downloads
 the weights and loads them with audioclf.models.load_model), ``served_queues`` (the names of those queues that
-have an agent), ``project_tasks`` (the tasks of a project, optionally ``"name"``), ``dataset_exists``, ``model_exists``.
+have an agent), ``project_tasks`` (the tasks of a project, optionally ``"name"``), ``dataset_exists``, ``model_exists``,
+and what the web UI reads: ``task_log`` (the task's console, events.get_task_log), ``compare_scalars`` (the
+[metric, variant] pairs of tasks, events.get_multi_task_metrics), ``run_dialog`` (the parameters the pipelines
+page's NEW RUN dialog lists: the controller's Args/ not starting with "_").
 """
 
 from __future__ import annotations
@@ -31,20 +34,30 @@ def task_record(task_id: str, brief: bool, log: int = 0) -> dict:
         type=str(task.task_type), project=task.get_project_name(), tags=task.get_tags(),
         system_tags=task.get_system_tags(), parameters=task.get_parameters(), parent=task.parent,
         configuration={name: task.get_configuration_object(name) for name in (task.data.configuration or {})},
-        artifacts={name: {"url": str(a.url)} for name, a in task.artifacts.items()},
+        artifacts={name: {"url": str(a.url), "preview": a.preview} for name, a in task.artifacts.items()},
         output_models=[{"id": m.id, "name": m.name, "url": m.url, "labels": m.labels, "config": m.config_dict,
                         "tags": list(m.tags or [])}
                        for m in task.models["output"]],
         scalars=task.get_reported_scalars(),
-        plots=[{"metric": p["metric"], "variant": p["variant"], "type": json.loads(p["plot_str"])["data"][0]["type"]}
-               for p in task.get_reported_plots()],
+        plots=[plot_record(p) for p in task.get_reported_plots()],
         single_values=task.get_reported_single_values(),
+        # what the tasks table's metric columns show: {metric/variant: last value}
+        last_metrics={f"{v['metric']}/{v['variant']}": v["value"] for m in (task.data.last_metrics or {}).values()
+                      for v in m.values()},
         debug_samples=debug_samples(task.id),
         requirements=(script.requirements or {}).get("pip", "") if script else "",
         script={"repository": script.repository, "version_num": script.version_num,
                 "entry_point": script.entry_point} if script else {},
     )
     return record
+
+
+def plot_record(event: dict) -> dict:
+    """A plot event: its title, series, type and the parts of its layout that decide whether labels fit."""
+    plot = json.loads(event["plot_str"])
+    layout = plot.get("layout", {})
+    return {"metric": event["metric"], "variant": event["variant"], "type": plot["data"][0]["type"],
+            "layout": {k: layout[k] for k in ("margin", "xaxis", "yaxis", "title") if k in layout}}
 
 
 def debug_samples(task_id: str) -> list[dict]:
@@ -67,7 +80,8 @@ def dataset_record(dataset_id: str) -> dict:
 
     dataset = Dataset.get(dataset_id=dataset_id)
     task = dataset._task  # noqa: SLF001 (the dataset's own task holds its page's reports)
-    return {"id": dataset.id, "name": dataset.name, "project": dataset.project, "tags": dataset.tags,
+    return {"id": dataset.id, "name": dataset.name, "version": dataset.version, "project": dataset.project,
+            "tags": dataset.tags,
             "parents": dataset.get_dependency_graph().get(dataset.id, []), "files": dataset.list_files(),
             "added": dataset.list_files(dataset_id=dataset.id), "final": dataset.is_final(),
             "artifacts": sorted(task.artifacts), "tables": sorted({p["metric"] for p in task.get_reported_plots()
@@ -83,7 +97,8 @@ def model_record(model_id: str, load: bool) -> dict:
 
     model = Model(model_id=model_id)
     record = {"id": model.id, "name": model.name, "url": model.url, "labels": model.labels,
-              "config": model.config_dict, "task": model.task}
+              "config": model.config_dict, "task": model.task, "tags": list(model.tags or []),
+              "published": model.published, "metadata": model.get_all_metadata(), "comment": model.comment}
     if load:
         from audioclf.models import load_model
 
@@ -108,6 +123,35 @@ def project_tasks(project: str, name: str | None) -> list[dict]:
     tasks = Task.get_tasks(project_name=project, task_name=name, allow_archived=True,
                            task_filter={"order_by": ["created"], "search_hidden": True, "_allow_extra_fields_": True})
     return [{"id": t.id, "name": t.name, "status": t.get_status(), "project": t.get_project_name()} for t in tasks]
+
+
+def task_log(task_id: str) -> str:
+    """The task's console as the web UI's CONSOLE tab shows it (events.get_task_log), oldest first."""
+    from clearml.backend_api.session.client import APIClient
+
+    answer = APIClient().session.send_request("events", "get_task_log", json={
+        "task": task_id, "batch_size": 5000, "navigate_earlier": False, "order": "asc"})
+    return "\n".join(event.get("msg", "") for event in answer.json()["data"]["events"])
+
+
+def compare_scalars(task_ids: list[str]) -> list[list[str]]:
+    """The scalar series of the tasks, as the compare view fetches them (events.get_multi_task_metrics)."""
+    from clearml.backend_api.session.client import APIClient
+
+    answer = APIClient().session.send_request("events", "get_multi_task_metrics", json={
+        "tasks": task_ids, "event_type": "training_stats_scalar"})
+    return [[m["metric"], v] for m in answer.json()["data"]["metrics"] for v in m["variants"]]
+
+
+def run_dialog(task_id: str) -> list[dict]:
+    """What the NEW RUN dialog of the pipelines page lists (clearml-web: run-pipeline-controller-dialog: the
+    controller's hyperparams.Args whose names do not start with "_")."""
+    from clearml.backend_api.session.client import APIClient
+
+    answer = APIClient().session.send_request("tasks", "get_all_ex", json={"id": [task_id],
+                                                                          "only_fields": ["hyperparams"]})
+    args = (answer.json()["data"]["tasks"][0].get("hyperparams") or {}).get("Args", {})
+    return [{"name": p["name"], "value": p.get("value", "")} for p in args.values() if not p["name"].startswith("_")]
 
 
 def dataset_exists(dataset_id: str) -> bool:
@@ -142,6 +186,12 @@ def answer(query: dict):
         return dataset_exists(query["dataset_exists"])
     if "model_exists" in query:
         return model_exists(query["model_exists"])
+    if "task_log" in query:
+        return task_log(query["task_log"])
+    if "compare_scalars" in query:
+        return compare_scalars(query["compare_scalars"])
+    if "run_dialog" in query:
+        return run_dialog(query["run_dialog"])
     raise SystemExit(f"unknown query {query}")
 
 

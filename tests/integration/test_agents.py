@@ -67,7 +67,7 @@ def test_pipeline_local_completes_and_ends_with_a_summary(user, local_pipeline, 
     step_ids = re.findall(r"\((completed): \S*/tasks/([0-9a-f]{32})/", summary)
     assert len(step_ids) >= 3, summary
     steps = user.read(*[{"task": t} for _, t in step_ids])
-    by_name = {s["name"]: s for s in steps}
+    by_name = {s["name"].split()[0]: s for s in steps}  # each step's task is named after its settings
     assert {"get_data", "preprocessing", "training"} <= set(by_name)
     assert by_name["get_data"]["parameters"]["General/dataset_id"] == ids["raw"]
     assert by_name["preprocessing"]["parameters"]["Args/dataset_id"] == ids["raw"]
@@ -111,9 +111,10 @@ def test_pipeline_on_a_services_agent_fans_out_folds_and_reuses_the_cached_data_
     failed = {d["name"]: (d["status_reason"], d["log"]) for d in launched if d["status"] != "completed"}
     assert controller["status"] == "completed", (controller["status"], controller["status_reason"], failed)
     names_run = {d["name"] for d in launched}
-    assert {"training_fold9", "training_fold10", "cross_validation"} <= names_run, names_run
+    assert {"training cnn fold 9 width=4 epochs=2 seed=4", "training cnn fold 10 width=4 epochs=2 seed=4",
+            "cross_validation"} <= names_run, names_run
     # get_data and preprocessing were not run again: the cached tasks of the first pipeline were reused.
-    assert "get_data" not in names_run and "preprocessing" not in names_run
+    assert not any(n.startswith(("get_data", "preprocessing")) for n in names_run), names_run
     for d in launched:
         assert d["status"] == "completed", (d["name"], d["status"])
         if d["name"].startswith("training"):

@@ -20,14 +20,15 @@ def test_run_locally_runs_every_step_here_and_reports_to_the_server(user, names,
     controller = re.search(r"pipeline:\s+(\w+)\s+\S*/tasks/([0-9a-f]{32})/", summary)
     assert controller and controller.group(1) == "completed", done.stdout[-3000:] + done.stderr[-3000:]
     # The controller records the pipeline's own arguments (not those of the stage parsers that checked the
-    # pass-through flags).
+    # pass-through flags): the pipeline parameters as its Args/, the rest in its fixed configuration.
     (controller_task,) = user.read({"task": controller.group(2)})
-    assert controller_task["parameters"]["Args/project"] == names["project"]
-    assert controller_task["parameters"]["Args/preprocessing_args"] == "--pad zero --workers 1"
-    assert "Args/lr" not in controller_task["parameters"]
+    args = {k.split("/", 1)[1] for k in controller_task["parameters"] if k.startswith("Args/")}
+    assert args == {"num_clips", "seed", "model", "epochs", "width", "device"}, args
+    fixed = controller_task["configuration"]["pipeline.py arguments"]
+    assert names["project"] in fixed and "--pad zero --workers 1" in fixed, fixed
     assert "the steps run here too" in done.stdout
     step_ids = re.findall(r"\((completed): \S*/tasks/([0-9a-f]{32})/", summary)
-    steps = {s["name"]: s for s in user.read(*[{"task": t} for _, t in step_ids])}
+    steps = {s["name"].split()[0]: s for s in user.read(*[{"task": t} for _, t in step_ids])}
     assert {"get_data", "preprocessing", "training"} <= set(steps), summary
     assert all(s["status"] == "completed" for s in steps.values())
     # The pass-through flags are each step's arguments on the server.
