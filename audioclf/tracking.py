@@ -288,6 +288,7 @@ def start_run(
     unless --task-name is given (default: the stage's name); called again once an agent has replaced them.
     """
     global _OFFLINE_BANNER_SHOWN
+    forget_parent_task()  # before any Task call: Task.set_offline already looks the current task up
     offline, why = decide_offline(args.offline)
     if args.queue and offline:  # a user error like any other: one line, exit 2, before any session or folder
         flag = queue_flag_of(parser)
@@ -311,7 +312,6 @@ def start_run(
     config_obj.set_overrides(overrides)
     Task._report_subprocess_enabled = False  # the deferred config above may already be resolved
     run_dir = make_run_dir(args.output_dir, stage)  # first: an unwritable --output-dir stops here, in one line
-
     try:
         task = Task.init(
             project_name=args.project,
@@ -352,6 +352,19 @@ def start_run(
         run.add_tags(list(tags))
     run.name_as(name() if name else stage)
     return run
+
+
+def forget_parent_task() -> None:
+    """Drop a CLEARML_PROC_MASTER_ID inherited from another process that used ClearML (a notebook or test
+    runner that called Task.init, then started this script). Task.init takes such a process for a worker of
+    that parent: it attaches to the parent's task, or returns a stub whose every call does nothing (clearml
+    2.1.12, Task.init / Task.__is_subprocess), so this stage would record nothing or write into another
+    run. A stage run as a script always owns its task; the variable set by this process itself (an earlier
+    stage in the same process, the offline pipeline) is kept."""
+    for variable in ("CLEARML_PROC_MASTER_ID", "TRAINS_PROC_MASTER_ID"):  # the SDK reads either
+        inherited = os.environ.get(variable, "")
+        if inherited and inherited.partition(":")[0] != str(os.getpid()):
+            del os.environ[variable]
 
 
 def make_run_dir(output_dir: Path, stage: str) -> Path:

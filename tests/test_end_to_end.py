@@ -233,6 +233,25 @@ def test_each_script_has_help(script):
     assert "usage:" in done.stdout and "--offline" in done.stdout
 
 
+@pytest.mark.parametrize("parent", ["1:", "1:0123456789abcdef0123456789abcdef"])
+def test_a_script_started_by_a_clearml_process_records_its_own_run(tmp_path, parent):
+    """A notebook or test runner that called Task.init leaves CLEARML_PROC_MASTER_ID in the environment of the
+    scripts it starts; the SDK would take the script for a worker of that process (a stub task that records
+    nothing, or the parent's task). The script records its own session all the same."""
+    env = {**__import__("os").environ, "CLEARML_PROC_MASTER_ID": parent, "HOME": str(tmp_path),
+           "CLEARML_CACHE_DIR": str(tmp_path / "cache")}
+    done = subprocess.run([sys.executable, str(REPO / "get_data.py"), "--num-clips", "20", "--workers", "1",
+                           "--offline", "--output-dir", str(tmp_path / "out")], capture_output=True, text=True,
+                          cwd=tmp_path, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    sessions = list((tmp_path / "cache" / "offline").glob("*/task.json"))
+    assert len(sessions) == 1, "no offline session of its own"
+    assert str(sessions[0].parent) in done.stdout  # the one it names
+    recorded = json.loads(sessions[0].read_text())
+    assert recorded["type"] == "data_processing" and recorded["id"] != parent.partition(":")[2]
+    assert "raw dataset id" in done.stdout
+
+
 def test_a_clip_that_does_not_decode_is_skipped_and_reported(tmp_path):
     """A registered clip that does not decode is listed with its reason and left out; the run finishes."""
     out = tmp_path / "outputs"
