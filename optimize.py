@@ -31,6 +31,7 @@ from pathlib import Path
 
 from audioclf import tracking
 from audioclf.cli import Renamed, positive_float, positive_int
+from audioclf.errors import UserError
 from audioclf.search import (OBJECTIVE_LABELS, OBJECTIVE_SERIES, OBJECTIVE_TITLE, SEARCHABLE, clearml_ranges,
                              max_epochs, space_from, training_argv, trial_objective)
 from audioclf.train_config import TrainConfig
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     try:
         space = space_from(args)
-    except ValueError as exc:
+    except UserError as exc:
         parser.error(str(exc))
     if not args.dataset_id and not args.base_task_id:
         parser.error("give --dataset-id (the features dataset to train on) or, online, --base-task-id")
@@ -177,7 +178,7 @@ def check_features_dataset(args: argparse.Namespace) -> None:
 
     try:
         dataset = LocalStore(args.output_dir / "datasets").get(args.dataset_id, needs=(metadata.FEATURES_CONFIG,))
-    except (LookupError, ValueError) as exc:
+    except UserError as exc:
         tracking.fail(str(exc))
     if metadata.dataset_kind(dataset.list_files()) != "features":
         tracking.fail(f"dataset {args.dataset_id} is not a features dataset: pass the id preprocessing.py printed")
@@ -258,7 +259,7 @@ def run_online(args: argparse.Namespace, parser: argparse.ArgumentParser, space)
         rows = online_trials(optimizer, space, sign)
         complete = [r for r in rows if r["status"] == "completed" and r["objective"] is not None]
         if not complete:
-            raise ValueError("no trial completed; open the trials in the web UI for their logs")
+            raise UserError("no trial completed; open the trials in the web UI for their logs")
         best = max(complete, key=lambda r: r["objective"])
         header = ["trial task", "status", "objective", *[d.name for d in space]]
         run.logger.report_table(title="Trials", series="trials", iteration=0,
@@ -302,7 +303,7 @@ def train_args_pairs(text: str) -> list[tuple[str, str]]:
     while tokens:
         flag = tokens.pop(0)
         if not flag.startswith("--"):
-            raise ValueError(f"--train-args: expected --flag [value], got {flag!r}")
+            raise UserError(f"--train-args: expected --flag [value], got {flag!r}")
         name, _, value = flag[2:].partition("=")
         if not value:
             value = tokens.pop(0) if tokens and not tokens[0].startswith("--") else "True"

@@ -35,6 +35,7 @@ from pathlib import Path
 from audioclf import tracking
 from audioclf import cli
 from audioclf.cli import fold_list, positive_int
+from audioclf.errors import UserError
 from audioclf.layouts import source_folds
 from audioclf.train_config import TrainConfig
 
@@ -86,7 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="training --epochs (default: %(default)s)")
     knobs.add_argument("--width", type=positive_int, default=None,
                        help="training --width (default: training.py's, as a pipeline parameter only when given)")
-    knobs.add_argument("--device", default="auto", help="preprocessing and training --device (default: %(default)s)")
+    knobs.add_argument("--device", type=cli.device_name, default="auto",
+                       help=f"preprocessing and training --device: {cli.DEVICE_CHOICES} (default: %(default)s)")
     stages = parser.add_argument_group("more stage flags (checked by the stage's own parser before anything runs)")
     for step, example in (("get_data", "--esc10 --workers 4"), ("preprocessing", "--pad zero --n-mels 128"),
                           ("training", "--lr 3e-3 --select best-val --no-amp")):
@@ -156,7 +158,7 @@ _PASS_THROUGH = {"get_data": "get_data_args", "preprocessing": "preprocessing_ar
 
 def stage_overrides(args: argparse.Namespace) -> dict[str, dict[str, str]]:
     """{step: {argparse dest: value}} from the --*-args strings, each checked by the stage's own parser (imported
-    only when one is given: the stages import torch, the controller needs only clearml). ValueError naming the
+    only when one is given: the stages import torch, the controller needs only clearml). UserError naming the
     pipeline flag."""
     from clearml.config import running_remotely
 
@@ -190,7 +192,7 @@ def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -
             options = [item for pair in training_options(args).items() for item in pair]
             cli.stage_overrides(importlib.import_module("training").build_parser(), " ".join(options),
                                 "pipeline.py", {}, ["--dataset-id", "x"])
-    except ValueError as exc:
+    except UserError as exc:
         problems.append(str(exc))
     for problem in problems:
         if problem:
@@ -245,8 +247,8 @@ def step_folds(args: argparse.Namespace) -> list[int | None]:
         return [None]
     outside = sorted(set(args.folds) - set(available))
     if outside:
-        raise ValueError(f"--folds {','.join(map(str, outside))}: {args.source} has the folds "
-                         f"{available[0]}..{available[-1]}")
+        raise UserError(f"--folds {','.join(map(str, outside))}: {args.source} has the folds "
+                        f"{available[0]}..{available[-1]}")
     return list(args.folds) or available
 
 

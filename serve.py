@@ -32,6 +32,7 @@ from pathlib import Path
 
 from audioclf import tracking
 from audioclf.cli import positive_float, positive_int
+from audioclf.errors import UserError
 
 PREPROCESS = Path(__file__).resolve().parent / "serving" / "preprocess.py"
 CONTROL_PLANE_TAG = "serving-control-plane"  # clearml-serving's system tag on its service tasks
@@ -90,22 +91,22 @@ def clearml_serving(*args: str) -> str:
     if done.returncode != 0 or re.search(r"^Error: ", output, re.MULTILINE):
         last = [line for line in output.splitlines() if line.strip()][-5:]
         command = " ".join(a for a in args[2 if args[:1] == ("--id",) else 0:][:2] if not a.startswith("-"))
-        raise RuntimeError(f"clearml-serving {command} failed (exit {done.returncode}): " + " | ".join(last))
+        raise UserError(f"clearml-serving {command} failed (exit {done.returncode}): " + " | ".join(last))
     return output
 
 
 def find_model(model_id: str) -> dict:
-    """The model's name, project name and tags; a LookupError naming the id when the server has no such model."""
+    """The model's name, project name and tags; a UserError naming the id when the server has no such model."""
     from clearml import Model, Task
 
     try:
         model = Model(model_id=model_id)
         name, project_id, tags = model.name, model.project, list(model.tags or [])
     except Exception as exc:  # the SDK raises ValueError, ResourceNotFound... for an unknown id
-        raise LookupError(f"--model-id {model_id}: no such model on {tracking._api_host()} "
-                          f"({type(exc).__name__}: {exc})") from None
+        raise UserError(f"--model-id {model_id}: no such model on {tracking._api_host()} "
+                        f"({type(exc).__name__}: {exc})") from None
     if not model.url:
-        raise LookupError(f"--model-id {model_id}: the model has no weights file to serve")
+        raise UserError(f"--model-id {model_id}: the model has no weights file to serve")
     project = Task._get_project_name(project_id) if project_id else None
     return {"id": model_id, "name": name, "project": project, "tags": tags}
 
@@ -115,9 +116,12 @@ def find_or_create_service(args: argparse.Namespace, project: str) -> tuple[str,
     from clearml import Task
 
     if args.service_id:
-        task = Task.get_task(task_id=args.service_id)
+        try:
+            task = Task.get_task(task_id=args.service_id)
+        except ValueError as exc:  # the SDK's answer to an unknown id
+            raise UserError(f"--service-id {args.service_id}: no such task ({exc})") from None
         if CONTROL_PLANE_TAG not in (task.get_system_tags() or []):
-            raise LookupError(f"--service-id {args.service_id}: not a clearml-serving service task")
+            raise UserError(f"--service-id {args.service_id}: not a clearml-serving service task")
         return task.id, False
     found = Task.query_tasks(project_name=project, task_name=f"^{re.escape(args.service_name)}$",
                              task_filter={"type": ["service"], "system_tags": [CONTROL_PLANE_TAG],
@@ -149,10 +153,10 @@ def configure(args: argparse.Namespace) -> dict:
     model = find_model(args.model_id)
     project = args.project or model["project"]
     if not project:
-        raise LookupError(f"--model-id {args.model_id}: the model is in no project; give --project")
+        raise UserError(f"--model-id {args.model_id}: the model is in no project; give --project")
     if args.auto_update and tracking.SERVING_TAG not in model["tags"]:
-        raise LookupError(f"--auto-update follows models tagged '{tracking.SERVING_TAG}', and model {args.model_id} "
-                          f"has tags {model['tags']}: serve it without --auto-update, or add the tag in the UI")
+        raise UserError(f"--auto-update follows models tagged '{tracking.SERVING_TAG}', and model {args.model_id} "
+                        f"has tags {model['tags']}: serve it without --auto-update, or add the tag in the UI")
     service_id, created = find_or_create_service(args, project)
     common = ["--engine", "custom", "--endpoint", args.endpoint, "--preprocess", str(PREPROCESS), *aux_config(args)]
     if args.auto_update:
@@ -193,7 +197,7 @@ def main(argv: list[str] | None = None) -> dict:
         tracking.fail(f"serving needs a ClearML server, and this machine is offline: {why}")
     try:
         setup = configure(args)
-    except (LookupError, RuntimeError, ValueError) as exc:
+    except UserError as exc:
         tracking.fail(str(exc))
     print(instructions(setup, args.url))
     return setup

@@ -31,9 +31,11 @@ from pathlib import Path
 import torch
 
 from audioclf import atomic, crossval, evaluation, metadata, plots, tracking
-from audioclf.device import resolve_device
+from audioclf.device import device_before_work, resolve_device
+from audioclf.errors import UserError
 from audioclf.export import EXPORT_FORMATS, export_file
-from audioclf.cli import fold_list, non_negative_float, non_negative_int, positive_float, positive_int, unit_float
+from audioclf.cli import (DEVICE_CHOICES, device_name, fold_list, non_negative_float, non_negative_int, positive_float,
+                          positive_int, unit_float)
 from audioclf.models import (ARCHITECTURES, CNN_ARCHITECTURES, CNN_MIN_SIZE, COMPACT_WIDTH, DEFAULT_WIDTH,
                              AudioClassifier, save_model)
 from audioclf.store import DatasetCorrupt, recover_hint
@@ -122,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     opt.add_argument("--resume", type=Path, default=None,
                      help="continue from a checkpoint.pt written by an interrupted run with the same arguments")
     hw = parser.add_argument_group("hardware")
-    hw.add_argument("--device", default="auto", help="'auto' (CUDA when available), 'cpu' or 'cuda' (default: %(default)s)")
+    hw.add_argument("--device", type=device_name, default="auto", help=f"{DEVICE_CHOICES} (default: %(default)s)")
     hw.add_argument("--no-amp", action="store_true", help="train in float32 on the GPU instead of bf16 autocast")
     hw.add_argument("--no-channels-last", action="store_true",
                     help="keep the convolutions in NCHW instead of NHWC (NHWC is 10-20%% faster for the CNNs on a CPU, "
@@ -148,8 +150,9 @@ def main(argv: list[str] | None = None, on_epoch: Callable[[int, float], None] |
     an exception with ``stops_run = True`` stops the run, marked stopped)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    device = device_before_work(parser, args)
     with tracking.stage("training", args, parser, task_type="training") as run:
-        result = _train_all(args, run, on_epoch)
+        result = _train_all(args, run, on_epoch, device)
     if "cross_validation" in result:
         cv = result["cross_validation"]
         print(f"cross-validation: accuracy {cv['accuracy_mean']:.4f} ± {cv['accuracy_std']:.4f}")
@@ -164,14 +167,14 @@ def main(argv: list[str] | None = None, on_epoch: Callable[[int, float], None] |
 
 
 def load_dataset(dataset):
-    """features.json and features.csv of a features dataset, checked; raises ValueError naming the file."""
+    """features.json and features.csv of a features dataset, checked; raises UserError naming the file."""
     kind = metadata.dataset_kind(dataset.list_files())
     if kind == "raw":
-        raise ValueError(f"dataset {dataset.id} is a raw dataset (made by get_data.py), not a features dataset: run "
-                         f"preprocessing.py --dataset-id {dataset.id} and pass the id it prints to training.py")
+        raise UserError(f"dataset {dataset.id} is a raw dataset (made by get_data.py), not a features dataset: run "
+                        f"preprocessing.py --dataset-id {dataset.id} and pass the id it prints to training.py")
     if kind != "features":
-        raise ValueError(f"dataset {dataset.id} has no {FEATURES_CONFIG} and {FEATURES_INDEX}: it was not made by "
-                         "preprocessing.py; pass the id that preprocessing.py printed")
+        raise UserError(f"dataset {dataset.id} has no {FEATURES_CONFIG} and {FEATURES_INDEX}: it was not made by "
+                        "preprocessing.py; pass the id that preprocessing.py printed")
     info = dataset.read_json(FEATURES_CONFIG)
     missing = [k for k in ("feature_config", "class_names", "shape") if k not in info]
     if missing:
@@ -187,19 +190,20 @@ def check_trainable(info: dict, index, arch: str, dataset_id: str) -> None:
     present = sorted(int(v) for v in index["label"].unique())
     if len(present) < 2:
         names = [info["class_names"][i] for i in present]
-        raise ValueError(f"dataset {dataset_id} has clips of {len(present)} class {names}: a classifier needs at "
-                         "least two; run get_data.py with more --classes")
+        raise UserError(f"dataset {dataset_id} has clips of {len(present)} class {names}: a classifier needs at "
+                        "least two; run get_data.py with more --classes")
     if arch in CNN_ARCHITECTURES and min(info["shape"]) < CNN_MIN_SIZE:
-        raise ValueError(f"dataset {dataset_id} holds spectrograms of {info['shape'][0]} mel bands x "
-                         f"{info['shape'][1]} frames; --model {arch} pools them four times by 2 and needs at least "
-                         f"{CNN_MIN_SIZE} of each: run preprocessing.py with --n-mels >= {CNN_MIN_SIZE} and a "
-                         "--duration / --hop-length giving >= 16 frames, or use --model resnet18")
+        raise UserError(f"dataset {dataset_id} holds spectrograms of {info['shape'][0]} mel bands x "
+                        f"{info['shape'][1]} frames; --model {arch} pools them four times by 2 and needs at least "
+                        f"{CNN_MIN_SIZE} of each: run preprocessing.py with --n-mels >= {CNN_MIN_SIZE} and a "
+                        "--duration / --hop-length giving >= 16 frames, or use --model resnet18")
 
 
-def _train_all(args: argparse.Namespace, run: tracking.Run, on_epoch=None) -> dict:
+def _train_all(args: argparse.Namespace, run: tracking.Run, on_epoch=None,
+               device: torch.device | None = None) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = resolve_device(args.device)
+    device = device or resolve_device(args.device)
     dataset = tracking.open_store(run).get(args.dataset_id, alias="features_dataset",
                                            needs=("features/*", FEATURES_INDEX, FEATURES_CONFIG), verify=args.verify)
     info, index = load_dataset(dataset)
@@ -210,7 +214,7 @@ def _train_all(args: argparse.Namespace, run: tracking.Run, on_epoch=None) -> di
     else:
         folds = [args.test_fold if args.test_fold is not None else available[-1]]
     if args.resume and len(folds) > 1:
-        raise ValueError("--resume continues one training run; run the remaining folds one by one with --test-fold")
+        raise UserError("--resume continues one training run; run the remaining folds one by one with --test-fold")
     x = load_features(dataset.path, index["feature_path"].tolist(), tuple(info["shape"]),
                       hint=recover_hint(dataset.id))
     y = torch.from_numpy(index["label"].to_numpy()).long()

@@ -33,6 +33,7 @@ import pandas as pd
 import soundfile as sf
 from tqdm import tqdm
 
+from .errors import UserError
 from .layouts import (ESC50, ESC50_COLUMNS, ESC50_CSV, LAYOUTS, URBANSOUND8K, URBANSOUND8K_COLUMNS,  # noqa: F401
                       URBANSOUND8K_CSV, Layout)
 
@@ -45,7 +46,7 @@ MISSING = "listed in the metadata but missing on disk"
 UNLISTED = "not in metadata"
 
 
-class MetadataError(ValueError):
+class MetadataError(UserError):
     """The metadata table is unusable; the message says what to fix."""
 
 

@@ -50,6 +50,7 @@ from tqdm import tqdm
 
 from . import atomic, street_sounds
 from .acoustics import Recording, capture, draw_recording, room_impulse_response
+from .errors import UserError
 from .sound_models import CLASS_NAMES, NYQ as _NYQ, draw_voice, noise as _noise, render_event
 
 COLUMNS = ["slice_file_name", "fsID", "start", "end", "salience", "fold", "classID", "class"]
@@ -87,7 +88,7 @@ def select_rows(num_clips: int, seed: int) -> pd.DataFrame:
     """
     pool = _pool()
     if not MIN_CLIPS <= num_clips <= len(pool):
-        raise ValueError(f"num_clips must be between {MIN_CLIPS} and {len(pool)}, got {num_clips}")
+        raise UserError(f"num_clips must be between {MIN_CLIPS} and {len(pool)}, got {num_clips}")
     rng = np.random.default_rng(seed)
     cells = pool.groupby(["fold", "classID"]).size()
     base = 1 if num_clips >= len(cells) else 0  # one per cell first, so no fold lacks a class
@@ -305,7 +306,7 @@ def generate_dataset(root: Path | str, num_clips: int = 1000, seed: int = 0, wor
         same = ({k: v for k, v in found.items() if k not in ("version", "complete")}
                 == {k: v for k, v in wanted.items() if k != "version"})
         if not same:
-            raise ValueError(
+            raise UserError(
                 f"{root} is not empty and is not a synthetic dataset with num_clips={num_clips}, "
                 f"seed={seed}{f', shorten={shorten}' if shorten else ''}; use an empty or new directory")
         if found.get("version") == GENERATOR_VERSION and found.get("complete") and csv_path.is_file():

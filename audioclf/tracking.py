@@ -32,6 +32,7 @@ from clearml import Task
 from clearml.config import config_obj
 
 from . import atomic
+from .errors import UserError
 
 if TYPE_CHECKING:  # pandas is not imported at run time here: the pipeline controller needs only clearml
     import pandas as pd
@@ -367,7 +368,7 @@ def user_message(exc: BaseException, output_dir: Path | None = None) -> str | No
         what = exc.filename or output_dir
         return (f"cannot write {what}: {os.strerror(exc.errno).lower()}; pass an --output-dir you can write to "
                 "(or fix its permissions)")
-    if isinstance(exc, (ValueError, LookupError)) or getattr(exc, "user_error", False):
+    if isinstance(exc, UserError):
         return str(exc)  # bad input, unknown ids, damaged datasets, failed downloads
     return None
 

@@ -20,7 +20,8 @@ file's ``duration_s``, ``sample_rate``, ``channels``, ``format``, and ``windows`
 top-k), the same fields as a file's record in ``predict.py --format json``, plus ``settings``.
 
 Bad input (no body, a JSON body, bytes that are not audio, a file with no samples) raises ValueError, which
-clearml-serving answers with HTTP 422 and the one-line reason; never a 500.
+clearml-serving answers with HTTP 422 and the one-line reason; never a 500. (The project's UserError, e.g. a
+--window longer than the model's clip, is turned into that ValueError here.)
 
 Settings, per endpoint, with ``--aux-config`` (serve.py's --top-k, --window, --hop): ``top_k`` (default 3,
 predict.py's), ``window_s`` and ``hop_s`` (default: the model's clip duration and half of it).
@@ -37,6 +38,7 @@ from typing import Any
 
 try:
     from audioclf.audio import AudioDecodeError
+    from audioclf.errors import UserError
     from audioclf.inference import AGGREGATE, Classifier, FileResult, load_classifier
 except ImportError as _missing:  # clearml-serving reports this text when the endpoint is first called
     raise ImportError("serving/preprocess.py needs the audioclf package in the inference process: start it from "
@@ -73,14 +75,17 @@ class Preprocess:
         unknown = sorted(set(aux) - set(_SETTINGS))
         if unknown:
             raise ValueError(f"--aux-config {', '.join(unknown)}: unknown; known settings: {', '.join(_SETTINGS)}")
-        classifier = load_classifier(local_file_name, device="cpu", offline=True)
-        top_k = int(aux.get("top_k", DEFAULT_TOP_K))
-        if top_k < 1:
-            raise ValueError(f"--aux-config top_k={top_k}: must be at least 1")
-        self.top_k = min(top_k, len(classifier.class_names))
-        self.window_s = None if aux.get("window_s") is None else float(aux["window_s"])
-        self.hop_s = None if aux.get("hop_s") is None else float(aux["hop_s"])
-        classifier.window_samples(self.window_s, self.hop_s)  # bad settings fail here, once, with the reason
+        try:
+            classifier = load_classifier(local_file_name, device="cpu", offline=True)
+            top_k = int(aux.get("top_k", DEFAULT_TOP_K))
+            if top_k < 1:
+                raise ValueError(f"--aux-config top_k={top_k}: must be at least 1")
+            self.top_k = min(top_k, len(classifier.class_names))
+            self.window_s = None if aux.get("window_s") is None else float(aux["window_s"])
+            self.hop_s = None if aux.get("hop_s") is None else float(aux["hop_s"])
+            classifier.window_samples(self.window_s, self.hop_s)  # bad settings fail here, once, with the reason
+        except UserError as exc:
+            raise ValueError(str(exc)) from None
         self.classifier = classifier
         return classifier
 

@@ -41,6 +41,7 @@ import preprocessing
 import push_offline
 import training
 from audioclf import cli, clearml_store, crossval, sync, tracking
+from audioclf.errors import UserError
 from audioclf.store import LocalStore
 from clearml import Dataset, Logger, OutputModel, PipelineController, Task
 from clearml.backend_api.session import client as api_client_module
@@ -782,7 +783,7 @@ def test_summarize_folds_mean_population_std_and_summed_matrix():
     ([_fold(1, 1, 1), _fold(2, 0, 0)], [np.eye(2), np.eye(3)], "differ in shape"),
 ], ids=["empty", "duplicate-fold", "lengths", "shapes"])
 def test_summarize_folds_rejects_bad_input(per_fold, matrices, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(UserError, match=message):
         crossval.summarize_folds(per_fold, matrices)
 
 
