@@ -15,7 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from audioclf import crossval, tracking
+from audioclf import crossval, stopping, tracking
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,4 +45,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    stopping.run_script(main, "cross_validation")

@@ -32,8 +32,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from audioclf import tracking
-from audioclf import cli
+from audioclf import cli, stopping, tracking
 from audioclf.cli import fold_list, positive_int
 from audioclf.errors import UserError
 from audioclf.layouts import source_folds
@@ -217,8 +216,30 @@ def step_arguments(args: argparse.Namespace) -> dict[str, list[str]]:
 
 def run_offline(args: argparse.Namespace) -> dict[str, dict]:
     """Run the steps in order in this process, handing each dataset id to the next step."""
-    argv = step_arguments(args)
     results: dict[str, dict] = {}
+    try:
+        return _run_steps_offline(args, results)
+    except SystemExit as exc:
+        if exc.code in (130, 143):  # a step stopped by SIGINT or SIGTERM (it said what it kept)
+            print(f"interrupted: pipeline.py stopped; {_finished_steps(results)}", file=sys.stderr, flush=True)
+        raise
+
+
+def _finished_steps(results: dict[str, dict]) -> str:
+    """What the steps that finished made, and how to go on from them, for the line of an interrupted pipeline."""
+    if "preprocessing" in results:
+        features = results["preprocessing"]["dataset_id"]
+        return (f"raw dataset {results['get_data']['dataset_id']} and features dataset {features} are complete: go "
+                f"on with python training.py --dataset-id {features}, or rerun the same command")
+    if "get_data" in results:
+        raw = results["get_data"]["dataset_id"]
+        return (f"raw dataset {raw} is complete: go on with python preprocessing.py --dataset-id {raw}, or rerun "
+                "the same command (the spectrograms computed so far are reused)")
+    return "no step finished: rerun the same command (the clips made so far are reused)"
+
+
+def _run_steps_offline(args: argparse.Namespace, results: dict[str, dict]) -> dict[str, dict]:
+    argv = step_arguments(args)
     print("\n=== pipeline step get_data ===", flush=True)
     results["get_data"] = STEPS["get_data"].main(argv["get_data"])
     print("\n=== pipeline step preprocessing ===", flush=True)
@@ -448,6 +469,7 @@ def run_online(args: argparse.Namespace) -> dict[str, dict] | None:
         args.output_dir = args.output_dir.resolve()
         os.chdir(REPO_ROOT)
     pipe = build_controller(args)
+    stopping.install()  # again: the controller's Task.init replaced our handlers and swallows SIGTERM (stopping.py)
     if not args.run_locally:
         queues = [args.steps_queue, args.gpu_queue] + ([] if args.local else [args.controller_queue])
         try:
@@ -466,7 +488,15 @@ def run_online(args: argparse.Namespace) -> dict[str, dict] | None:
               "the other, and report to the server", flush=True)
     else:
         print(f"starting the pipeline controller in this process ({url}); steps go to the agents", flush=True)
-    pipe.start_locally(run_pipeline_steps_locally=args.run_locally)
+    try:
+        pipe.start_locally(run_pipeline_steps_locally=args.run_locally)
+    except KeyboardInterrupt as exc:  # Ctrl-C, SIGINT or SIGTERM: abort the running steps, mark the pipeline stopped
+        pipe.stop(timeout=0.5, mark_aborted=True)
+        stopping.end_children()  # --run-locally: the step running as a subprocess of this one
+        print(f"interrupted: pipeline.py stopped by {stopping.describe(exc)}; its running steps were aborted and the "
+              f"pipeline marked stopped ({url}); a rerun of the same command reuses its completed get_data and "
+              "preprocessing steps (ClearML's step cache)", file=sys.stderr, flush=True)
+        raise SystemExit(stopping.exit_status(exc)) from None
     results = online_results(pipe)
     print_summary(results)
     failed = [name for name, step in results.items() if step.get("status") in ("failed", "stopped")]
@@ -494,4 +524,4 @@ def main(argv: list[str] | None = None) -> dict[str, dict] | None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    stopping.run_script(main, "pipeline")

@@ -39,7 +39,7 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
-from audioclf import atomic
+from audioclf import atomic, stopping
 from audioclf.audio import AudioDecodeError
 from audioclf.cli import DEVICE_CHOICES, device_name, positive_int
 from audioclf.export import EXPORT_FORMATS, SUFFIXES, default_export_path, export_file
@@ -270,11 +270,13 @@ def exit_code(report: dict) -> int:
 
 
 if __name__ == "__main__":
+    stopping.install()
     try:
         sys.exit(exit_code(main(sys.argv[1:])))
-    except KeyboardInterrupt:
-        print("interrupted: predict.py stopped", file=sys.stderr)
-        sys.exit(130)
+    except KeyboardInterrupt as exc:  # Ctrl-C, SIGINT or SIGTERM (stopping.py)
+        print(f"interrupted: predict.py stopped by {stopping.describe(exc)}; nothing was written (the results are "
+              "written whole once every file is classified): rerun the same command", file=sys.stderr)
+        sys.exit(stopping.exit_status(exc))
     except OSError as exc:  # a full disk or an unwritable --output: one line, not a traceback
         from audioclf.tracking import user_message
 

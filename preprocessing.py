@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from audioclf import atomic, locks, metadata, plots, tracking
+from audioclf import atomic, locks, metadata, plots, stopping, tracking
 from audioclf.audio import PAD_MODES
 from audioclf.cli import DEVICE_CHOICES, device_name, non_negative_int, positive_int
 from audioclf.device import device_before_work, resolve_device
@@ -93,7 +93,8 @@ def main(argv: list[str] | None = None) -> dict:
         config = feature_config_from(args)  # before any work or session: --n-fft 0 stops here
     except UserError as exc:
         parser.error(str(exc))
-    with tracking.stage("preprocessing", args, parser, task_type="data_processing", tags=args.tags) as run:
+    with tracking.stage("preprocessing", args, parser, task_type="data_processing", tags=args.tags,
+                        kept=kept_when_stopped) as run:
         config = feature_config_from(args)  # again: under an agent, args hold the values set on the server
         device = device or resolve_device(args.device)
         # What runs is recorded as it is resolved, before any work (a configuration object, written also
@@ -141,6 +142,12 @@ def main(argv: list[str] | None = None) -> dict:
     return result
 
 
+def kept_when_stopped(run: tracking.Run) -> str:
+    """What a stopped preprocessing run kept: every spectrogram written so far, in its work folder."""
+    return (f"the spectrograms computed so far are kept under {run.output_dir / 'staging'} and reused: rerun the "
+            "same command to resume")
+
+
 def _require_raw(raw) -> None:
     kind = metadata.dataset_kind(raw.list_files())
     if kind == "features":
@@ -185,4 +192,4 @@ def _log_debug_samples(logger, run: tracking.Run, raw, work, index: pd.DataFrame
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    stopping.run_script(main, "preprocessing")

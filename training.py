@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from audioclf import atomic, crossval, evaluation, metadata, plots, tracking
+from audioclf import atomic, crossval, evaluation, metadata, plots, stopping, tracking
 from audioclf.device import device_before_work, resolve_device
 from audioclf.errors import UserError
 from audioclf.export import EXPORT_FORMATS, export_file
@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None, on_epoch: Callable[[int, float], None] |
     parser = build_parser()
     args = parser.parse_args(argv)
     device = device_before_work(parser, args)
-    with tracking.stage("training", args, parser, task_type="training") as run:
+    with tracking.stage("training", args, parser, task_type="training", kept=kept_when_stopped) as run:
         result = _train_all(args, run, on_epoch, device)
     if "cross_validation" in result:
         cv = result["cross_validation"]
@@ -164,6 +164,21 @@ def main(argv: list[str] | None = None, on_epoch: Callable[[int, float], None] |
             print(f"model id: {result['model_id']} (predict.py and serve.py take it)")
     print(f"results: {run.where()}")
     return result
+
+
+def kept_when_stopped(run: tracking.Run) -> str:
+    """What a stopped training run kept and how to go on: a checkpoint is written after every epoch."""
+    checkpoints = sorted(run.run_dir.glob("**/checkpoint.pt"), key=lambda p: p.stat().st_mtime)
+    if not checkpoints:
+        return "no epoch had finished, so nothing is kept: rerun the same command to start again"
+    last = checkpoints[-1]
+    if last.parent == run.run_dir:
+        return f"its last finished epoch is kept in {last}: to resume, rerun the same command with --resume {last}"
+    fold = last.parent.name.removeprefix("fold_")
+    finished = sorted(p.parent.name.removeprefix("fold_") for p in run.run_dir.glob("fold_*/model.pt"))
+    return (f"the folds that finished keep their model.pt ({', '.join(finished) or 'none'}), and fold {fold}'s last "
+            f"finished epoch is kept in {last}: resume that fold with --test-fold {fold} --resume {last} instead of "
+            "--folds, then train the folds not done one by one")
 
 
 def load_dataset(dataset):
@@ -367,4 +382,4 @@ def _register_model(run: tracking.Run, model_path, name: str, class_names: list[
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    stopping.run_script(main, "training")

@@ -37,8 +37,8 @@ from __future__ import annotations
 import io
 import json
 import math
+import multiprocessing
 import shutil
-from concurrent.futures import ProcessPoolExecutor
 from functools import cache, lru_cache
 from pathlib import Path
 
@@ -48,7 +48,7 @@ import soundfile as sf
 from scipy import fft as sfft
 from tqdm import tqdm
 
-from . import atomic, street_sounds
+from . import atomic, stopping, street_sounds
 from .acoustics import Recording, capture, draw_recording, room_impulse_response
 from .errors import UserError
 from .sound_models import CLASS_NAMES, NYQ as _NYQ, draw_voice, noise as _noise, render_event
@@ -324,8 +324,10 @@ def generate_dataset(root: Path | str, num_clips: int = 1000, seed: int = 0, wor
     bar = tqdm(total=len(jobs), desc="synthesising clips", unit="clip", disable=not progress)
     with bar:
         if workers > 1:
-            with ProcessPoolExecutor(max_workers=workers) as pool:
-                for _ in pool.map(_render, jobs, chunksize=4):
+            # multiprocessing.Pool, not a ProcessPoolExecutor: leaving its block ends the workers at once, so a
+            # stopped run does not first render every queued clip; the workers leave Ctrl-C to this process.
+            with multiprocessing.Pool(workers, initializer=stopping.worker_init) as pool:
+                for _ in pool.imap(_render, jobs, chunksize=4):
                     bar.update()
         else:
             for job in jobs:

@@ -22,7 +22,7 @@ import secrets
 import shutil
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 from clearml import Task
 from clearml.config import config_obj
 
-from . import atomic
+from . import atomic, stopping
 from .errors import UserError
 
 if TYPE_CHECKING:  # pandas is not imported at run time here: the pipeline controller needs only clearml
@@ -289,6 +289,7 @@ def start_run(
             "Check the server and your clearml.conf / CLEARML_API_* settings, or run without a server: "
             "add --offline (or set CLEARML_OFFLINE_MODE=1)."
         ) from exc
+    stopping.install()  # again: Task.init's exit hook replaced our handlers and swallows SIGTERM (stopping.py)
     # The parser and the namespace it produced, connected explicitly (recorded under Args/; under an agent,
     # parse_args already returned the values set in the UI or by the pipeline). Not task.connect(parser): it
     # looks the namespace up by pairing parsers with parsed namespaces deduplicated by equality, so a second
@@ -315,18 +316,21 @@ def make_run_dir(output_dir: Path, stage: str) -> Path:
 
 @contextlib.contextmanager
 def stage(name: str, args: argparse.Namespace, parser: argparse.ArgumentParser, task_type: str = "data_processing",
-          tags: list[str] | None = None) -> Iterator[Run]:
+          tags: list[str] | None = None, kept: Callable[[Run], str] | None = None) -> Iterator[Run]:
     """A stage's run, closed however the body ends.
 
-    Success: the task is completed. A user error (bad input, a damaged dataset, a full disk, a folder that
-    cannot be written; see ``user_message``): one line on stderr, no traceback, the task marked failed,
-    exit status 2. Ctrl-C: one line, the task marked stopped, exit status 130. Any other exception is a
-    bug: the task is marked failed and the traceback shown. A failed run's empty run folder is removed."""
+    Success: the task is completed. A user error (a ``UserError``: bad input, a damaged dataset; a full disk,
+    a folder that cannot be written; see ``user_message``): one line on stderr, no traceback, the task marked
+    failed, exit status 2. Ctrl-C, SIGINT or SIGTERM (stopping.py): the task marked stopped with the reason,
+    one line saying what was kept and how to resume (``kept(run)``, the stage's own words), exit status 130 or
+    143. Any other exception is a bug: the task is marked failed and the traceback shown. A failed run's empty
+    run folder is removed."""
     try:
         run = start_run(name, args, parser, task_type=task_type, tags=tags)
-    except KeyboardInterrupt:
-        print(f"interrupted: {name} stopped before it started", file=sys.stderr)
-        raise SystemExit(130) from None
+    except KeyboardInterrupt as exc:
+        print(f"interrupted: {name} stopped by {stopping.describe(exc)} before it started; nothing was done",
+              file=sys.stderr)
+        raise SystemExit(stopping.exit_status(exc)) from None
     except OSError as exc:
         message = user_message(exc, args.output_dir)
         if message is None:
@@ -334,11 +338,14 @@ def stage(name: str, args: argparse.Namespace, parser: argparse.ArgumentParser, 
         fail(message)
     try:
         yield run
-    except KeyboardInterrupt:
-        run.close("stopped", "interrupted (Ctrl-C)")
-        print(f"interrupted: {name} stopped and its ClearML session was closed; rerun the same command to resume",
-              file=sys.stderr)
-        raise SystemExit(130) from None
+    except KeyboardInterrupt as exc:  # Ctrl-C, and SIGINT or SIGTERM as stopping.Interrupted
+        how = stopping.describe(exc)
+        stopping.close_progress_bars()
+        run.close("stopped", f"stopped by {how}")
+        what = kept(run) if kept else "finished work is kept: rerun the same command to resume"
+        print(f"interrupted: {name} stopped by {how}; its ClearML task is closed as stopped; {what}",
+              file=sys.stderr, flush=True)
+        raise SystemExit(stopping.exit_status(exc)) from None
     except SystemExit as exc:  # fail() inside the body, or execute_remotely handing over to an agent
         failed = exc.code not in (None, 0)
         run.close("failed" if failed else "completed", "bad input" if failed else None)
