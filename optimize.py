@@ -31,6 +31,7 @@ from pathlib import Path
 
 from audioclf import stopping, tracking
 from audioclf.cli import Renamed, positive_float, positive_int
+from audioclf.enqueue import before_enqueue
 from audioclf.errors import UserError
 from audioclf.search import (OBJECTIVE_LABELS, OBJECTIVE_SERIES, OBJECTIVE_TITLE, SEARCHABLE, clearml_ranges,
                              max_epochs, space_from, training_argv, trial_objective)
@@ -256,6 +257,15 @@ def print_best(best: dict, where: str) -> None:
 def run_online(args: argparse.Namespace, parser: argparse.ArgumentParser, space) -> dict:
     from clearml import Task
 
+    from clearml.config import running_remotely
+
+    if not running_remotely():  # before any task exists: the trials' queue, and the code their agents clone
+        # (a --base-task-id task carries its own recorded code: only the queue is checked then)
+        try:
+            before_enqueue(f"optimize.py --trials-queue {args.trials_queue}", [args.trials_queue],
+                           code=not args.base_task_id)
+        except UserError as exc:
+            tracking.fail(str(exc))
     # The optimizer's task lists only what this script needs online (a services agent installs just that).
     Task.force_requirements_env_freeze(force=True, requirements_file=str(OPTIMIZER_REQUIREMENTS))
     with tracking.stage("optimize", args, parser, task_type="optimizer", kept=_kept_online) as run:

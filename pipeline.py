@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
-import re
 import shlex
 import sys
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from pathlib import Path
 
 from audioclf import cli, stopping, tracking
 from audioclf.cli import fold_list, positive_int
+from audioclf.enqueue import before_enqueue
 from audioclf.errors import UserError
 from audioclf.layouts import source_folds
 from audioclf.train_config import TrainConfig
@@ -414,25 +414,6 @@ def build_controller(args: argparse.Namespace):
     return pipe
 
 
-def check_queues(queues: list[str]) -> list[str]:
-    """Warnings for queues that do not exist or that no agent listens to (the steps would wait forever)."""
-    from clearml.backend_api.session.client import APIClient
-
-    client = APIClient()
-    listening = {q.id for worker in client.workers.get_all() for q in (worker.queues or [])}
-    warnings = []
-    for name in dict.fromkeys(queues):
-        found = client.queues.get_all(name=f"^{re.escape(name)}$")
-        if not found:
-            warnings.append(f"queue '{name}' does not exist: create it in the web UI (Orchestration > Queues) or "
-                            f"start an agent with: clearml-agent daemon --queue {name} --create-queue")
-        elif found[0].id not in listening:
-            hint = " --services-mode" if name == "services" else " --gpus 0" if "gpu" in name else ""
-            warnings.append(f"queue '{name}' has no agent listening: start one with: "
-                            f"clearml-agent daemon --queue {name}{hint}")
-    return warnings
-
-
 def online_results(pipe) -> dict[str, dict]:
     """What each step produced, read back from its task on the server (for the summary)."""
     from clearml import Task
@@ -468,16 +449,16 @@ def run_online(args: argparse.Namespace) -> dict[str, dict] | None:
         # from the repository root, whatever folder the pipeline was started from.
         args.output_dir = args.output_dir.resolve()
         os.chdir(REPO_ROOT)
-    pipe = build_controller(args)
-    stopping.install()  # again: the controller's Task.init replaced our handlers and swallows SIGTERM (stopping.py)
     if not args.run_locally:
+        # Before the controller's task exists: a queue that does not exist, or code the agents cannot clone as it
+        # is here, stops the launch (the steps would fail on the agents, or wait forever).
         queues = [args.steps_queue, args.gpu_queue] + ([] if args.local else [args.controller_queue])
         try:
-            warnings = check_queues(queues)
-        except Exception as exc:  # the check is advice; never block the launch on it
-            warnings = [f"could not check the queues ({type(exc).__name__}: {exc})"]
-        for warning in warnings:
-            print(f"warning: {warning}", file=sys.stderr)
+            before_enqueue("pipeline.py (its steps run on agents)", queues)
+        except UserError as exc:
+            tracking.fail(str(exc))
+    pipe = build_controller(args)
+    stopping.install()  # again: the controller's Task.init replaced our handlers and swallows SIGTERM (stopping.py)
     url = pipe._task.get_output_log_web_page()
     if not (args.local or args.run_locally):
         print(f"enqueuing the pipeline controller on '{args.controller_queue}'; follow it at {url}", flush=True)

@@ -210,9 +210,21 @@ class Run:
             self.task.mark_stopped(force=True, status_message=reason)
         if status != "completed":
             remove_if_empty(self.run_dir)
-            if self.offline:  # the offline session records no status: say it here, for push_offline.py
+            if self.offline and status == "failed" and not self.run_dir.exists():
+                # Failed before it wrote anything: its session would hold only the arguments and the error, and
+                # push_offline.py's glob would pick it up. Three typos must not leave three sessions behind.
+                self.discard_session()
+            elif self.offline:  # the offline session records no status: say it here, for push_offline.py
                 with contextlib.suppress(OSError):
                     atomic.write_json(self.session_dir / SESSION_STATUS_FILE, {"status": status, "reason": reason})
+
+    def discard_session(self) -> None:
+        """Delete this run's offline session (its folder and the zip the SDK writes on close)."""
+        folder = self.session_dir
+        shutil.rmtree(folder, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            folder.with_name(folder.name + ".zip").unlink()
+        print(f"ClearML: offline session {folder.name} removed: the run failed before it wrote anything", flush=True)
 
 
 # Written into a failed or stopped run's offline session folder: push_offline.py leaves such sessions out (an
@@ -247,6 +259,15 @@ def start_run(
         flag = queue_flag_of(parser)
         fail(f"{flag} {args.queue} needs a ClearML server, but this run is offline ({why}); drop {flag} to run "
              "here, or configure a server")
+    from clearml.config import running_remotely
+
+    if args.queue and not running_remotely():  # before any task exists: the queue, the code the agent clones
+        from .enqueue import before_enqueue
+
+        try:
+            before_enqueue(f"{parser.prog} {queue_flag_of(parser)} {args.queue}", [args.queue])
+        except UserError as exc:
+            fail(str(exc))
     # Thread reporting instead of a subprocess: offline close() drops from ~10 s to 0 s and the
     # git repository-detection hang goes away (clearml 2.1.12, Task.close / report subprocess).
     overrides: dict = {"sdk": {"development": {"report_use_subprocess": False}}}
@@ -324,7 +345,7 @@ def stage(name: str, args: argparse.Namespace, parser: argparse.ArgumentParser, 
     failed, exit status 2. Ctrl-C, SIGINT or SIGTERM (stopping.py): the task marked stopped with the reason,
     one line saying what was kept and how to resume (``kept(run)``, the stage's own words), exit status 130 or
     143. Any other exception is a bug: the task is marked failed and the traceback shown. A failed run's empty
-    run folder is removed."""
+    run folder is removed, and offline its session too."""
     try:
         run = start_run(name, args, parser, task_type=task_type, tags=tags)
     except KeyboardInterrupt as exc:

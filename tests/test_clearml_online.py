@@ -40,7 +40,7 @@ import pipeline
 import preprocessing
 import push_offline
 import training
-from audioclf import cli, clearml_store, crossval, sync, tracking
+from audioclf import cli, clearml_store, crossval, enqueue, sync, tracking
 from audioclf.errors import UserError
 from audioclf.store import LocalStore
 from clearml import Dataset, Logger, OutputModel, PipelineController, Task
@@ -124,6 +124,8 @@ def online(monkeypatch, tmp_path):
     monkeypatch.setattr(tracking, "config_obj", config)
     monkeypatch.setattr(tracking, "decide_offline", lambda offline_flag: (False, ONLINE_REASON))
     monkeypatch.setattr(clearml_store, "Dataset", server.Dataset)
+    # The checks before enqueueing need a server and a pushed repository (tests/test_enqueue_checks.py has them).
+    monkeypatch.setattr(enqueue, "before_enqueue", lambda *args, **kwargs: None)
     return SimpleNamespace(Task=task_cls, task=task, logger=logger, config=config, server=server,
                            out=tmp_path / "outputs")
 
@@ -602,7 +604,7 @@ def launch(monkeypatch):
 
     def check_queues(queues):
         checked.append(list(queues))
-        return ["queue 'gpu' has no agent listening: start one with: clearml-agent daemon --queue gpu --gpus 0"]
+        return [], ["queue 'gpu' has no agent listening: start one with: clearml-agent daemon --queue gpu --gpus 0"]
 
     pipe._task = create_autospec(Task, instance=True)
     pipe._task.get_output_log_web_page.return_value = "https://app.example/projects/p/tasks/ctrl/output/log"
@@ -612,7 +614,9 @@ def launch(monkeypatch):
                "training": {"test_fold": 10, "test": {"accuracy": 0.5, "f1_macro": 0.4}, "model_id": "m-1",
                             "status": "completed", "url": "u3"}}
     monkeypatch.setattr(pipeline, "build_controller", lambda args: pipe)
-    monkeypatch.setattr(pipeline, "check_queues", check_queues)
+    monkeypatch.setattr(enqueue, "check_queues", check_queues)
+    # The code check needs a pushed repository: tests/test_enqueue_checks.py has it.
+    monkeypatch.setattr(enqueue.repository, "check_before_enqueue", lambda root, what: [])
     monkeypatch.setattr(pipeline, "online_results", lambda p: results)
     monkeypatch.setattr(tracking, "decide_offline", lambda flag: (False, ONLINE_REASON))
     return SimpleNamespace(pipe=pipe, checked=checked, results=results)
@@ -650,10 +654,24 @@ def test_run_online_launches_even_when_the_queue_check_fails(launch, monkeypatch
     def broken(queues):
         raise ConnectionError("server went away")
 
-    monkeypatch.setattr(pipeline, "check_queues", broken)
+    monkeypatch.setattr(enqueue, "check_queues", broken)
     pipeline.main([])
     launch.pipe.start.assert_called_once_with(queue="services")
     assert "could not check the queues (ConnectionError: server went away)" in capsys.readouterr().err
+
+
+def test_run_online_refuses_a_queue_that_does_not_exist_before_any_task_exists(launch, monkeypatch, capsys):
+    """Issue 34, item 6: the steps on a queue that does not exist would never start; refused before the
+    controller's task is created, naming the command that creates the queue."""
+    missing = "queue 'gpu' does not exist: create it in the web UI (Orchestration > Queues) or start an agent with: " \
+              "clearml-agent daemon --queue gpu --create-queue"
+    monkeypatch.setattr(enqueue, "check_queues", lambda queues: ([missing], []))
+    built = []
+    monkeypatch.setattr(pipeline, "build_controller", lambda args: built.append(args))
+    with pytest.raises(SystemExit) as exc:
+        pipeline.main(["--local"])
+    assert exc.value.code == 2 and not built
+    assert capsys.readouterr().err.strip().splitlines() == [f"error: {missing}"]
 
 
 def test_run_locally_runs_the_controller_and_the_steps_here_from_the_repository(launch, monkeypatch, tmp_path,
@@ -728,32 +746,32 @@ def _with_client(monkeypatch, queues, workers):
 
 def test_check_queues_missing_queue(monkeypatch):
     client = _with_client(monkeypatch, queues=[("default", "q-default")], workers=[["q-default"]])
-    warnings = pipeline.check_queues(["default", "gpu"])
-    assert len(warnings) == 1
-    assert "'gpu' does not exist" in warnings[0]
-    assert "clearml-agent daemon --queue gpu --create-queue" in warnings[0]
+    missing, unserved = enqueue.check_queues(["default", "gpu"])
+    assert len(missing) == 1 and unserved == []
+    assert "'gpu' does not exist" in missing[0]
+    assert "clearml-agent daemon --queue gpu --create-queue" in missing[0]
     assert client.queues.get_all.call_args_list == [call(name="^default$"), call(name="^gpu$")]
 
 
 def test_check_queues_queue_without_worker(monkeypatch):
     _with_client(monkeypatch, queues=[("default", "q1"), ("gpu", "q2"), ("services", "q3")], workers=[["q1"]])
-    warnings = pipeline.check_queues(["default", "gpu", "services"])
-    assert len(warnings) == 2
+    missing, warnings = enqueue.check_queues(["default", "gpu", "services"])
+    assert len(warnings) == 2 and missing == []
     assert "'gpu' has no agent listening" in warnings[0] and "clearml-agent daemon --queue gpu --gpus 0" in warnings[0]
     assert "clearml-agent daemon --queue services --services-mode" in warnings[1]
 
 
 def test_check_queues_served_queues_give_no_warning(monkeypatch):
     _with_client(monkeypatch, queues=[("default", "q1"), ("gpu", "q2")], workers=[["q1"], ["q2", "q1"]])
-    assert pipeline.check_queues(["default", "gpu", "default"]) == []
+    assert enqueue.check_queues(["default", "gpu", "default"]) == ([], [])
 
 
 def test_check_queues_matches_names_exactly(monkeypatch):
     # The server filters by regex: 'gpu' also matches 'gpu-big', and 'a.b' matches 'aXb'.
     _with_client(monkeypatch, queues=[("gpu-big", "q-big"), ("gpu", "q-gpu"), ("aXb", "q-axb"), ("a.b", "q-ab")],
                  workers=[["q-big", "q-axb"]])
-    warnings = pipeline.check_queues(["gpu", "a.b"])
-    assert len(warnings) == 2
+    missing, warnings = enqueue.check_queues(["gpu", "a.b"])
+    assert len(warnings) == 2 and missing == []
     assert "'gpu' has no agent" in warnings[0] and "'a.b' has no agent" in warnings[1]
 
 
