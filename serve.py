@@ -158,6 +158,9 @@ def configure(args: argparse.Namespace) -> dict:
         raise UserError(f"--auto-update follows models tagged '{tracking.SERVING_TAG}', and model {args.model_id} "
                         f"has tags {model['tags']}: serve it without --auto-update, or add the tag in the UI")
     service_id, created = find_or_create_service(args, project)
+    # One mode per endpoint: clearml-serving routes <endpoint> through an auto-update rule's canary before it looks
+    # at a static endpoint of the same name, so the entries of the other mode are removed first (and said so).
+    switched = switch_mode(service_id, args.endpoint, auto_update=args.auto_update)
     common = ["--engine", "custom", "--endpoint", args.endpoint, "--preprocess", str(PREPROCESS), *aux_config(args)]
     if args.auto_update:
         clearml_serving("--id", service_id, "model", "auto-update", *common, "--project", model["project"],
@@ -169,7 +172,46 @@ def configure(args: argparse.Namespace) -> dict:
     else:
         clearml_serving("--id", service_id, "model", "add", *common, "--model-id", args.model_id)
     return {"service_id": service_id, "created": created, "project": project, "model": model,
-            "endpoint": args.endpoint, "auto_update": args.auto_update}
+            "endpoint": args.endpoint, "auto_update": args.auto_update, "switched": switched}
+
+
+def service_entries(service_id: str, endpoint: str) -> dict[str, dict]:
+    """What the service holds under ``endpoint``: {"endpoints": static entry, "model_monitoring": auto-update
+    rule, "canary": router}, each present only when set (clearml-serving's configuration objects)."""
+    from clearml import Task
+
+    task = Task.get_task(task_id=service_id)
+    found = {}
+    for kind in ("endpoints", "model_monitoring", "canary"):
+        entry = (task.get_configuration_object_as_dict(name=kind) or {}).get(endpoint)
+        if entry:
+            found[kind] = entry
+    return found
+
+
+def switch_mode(service_id: str, endpoint: str, auto_update: bool) -> str | None:
+    """Remove the entries of ``endpoint`` that belong to the other mode; returns the sentence saying what went.
+
+    Pinning (no --auto-update) removes an auto-update rule and its canary: left in place they keep answering
+    <endpoint> with the newest model whatever is pinned. --auto-update removes a pinned static endpoint, which
+    its canary would hide. ``clearml-serving model remove --endpoint E`` removes one entry named E per call, a
+    static one first, then a rule, then a canary: one call per entry, and the static one is added again after
+    when pinning."""
+    found = service_entries(service_id, endpoint)
+    other = {"endpoints"} if auto_update else {"model_monitoring", "canary"}
+    if not other & set(found):
+        return None
+    for _ in found:  # every entry named so goes (the static one, if pinning, comes back with model add)
+        clearml_serving("--id", service_id, "model", "remove", "--endpoint", endpoint)
+    if auto_update:
+        pinned = found["endpoints"].get("model_id")
+        return (f"removed: /serve/{endpoint} was pinned to model {pinned}; it follows the newest model now (to pin "
+                f"it again: python serve.py --model-id {pinned} --endpoint {endpoint})")
+    rule = found.get("model_monitoring", {})
+    return (f"removed: the auto-update rule of /serve/{endpoint} (the newest models named {rule.get('monitor_name')!r} "
+            f"tagged {rule.get('monitor_tags')} in {rule.get('monitor_project')!r}, served as /serve/{endpoint}/<n>); "
+            f"/serve/{endpoint} is pinned now (to follow the newest model again: python serve.py --model-id <id> "
+            f"--auto-update --endpoint {endpoint})")
 
 
 def instructions(setup: dict, url: str) -> str:
@@ -178,6 +220,7 @@ def instructions(setup: dict, url: str) -> str:
     lines = [
         f"serving service: {setup['service_id']} ({'created' if setup['created'] else 'reused'}, project "
         f"{setup['project']!r})",
+        *([setup["switched"]] if setup.get("switched") else []),
         (f"endpoint: /serve/{endpoint} -> the newest model named {setup['model']['name']!r} tagged "
          f"'{tracking.SERVING_TAG}' in {setup['model']['project']!r}; /serve/{endpoint}/<n> -> version n"
          if setup["auto_update"] else f"endpoint: /serve/{endpoint} -> model {setup['model']['id']}"),
