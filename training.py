@@ -320,7 +320,7 @@ def _train_fold(args: argparse.Namespace, run: tracking.Run, test_fold: int, val
     # The pipeline's cross-validation step reads the metrics and the confusion matrix back.
     run.artifact(f"confusion_matrix{tag}", confusion)
     run.artifact(f"metrics{tag}", metrics)
-    name = "audio classifier" if cv_fold is None else f"audio classifier fold {cv_fold}"
+    name = tracking.model_name(cv_fold)
     # The serving tag (serve.py --auto-update follows it) marks a run's final model; not a fold's, nor a search
     # trial's (optimize.py), which is a short run in the same project with the same model name.
     serving = cv_fold is None and not _is_search_trial(run)

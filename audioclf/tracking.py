@@ -44,6 +44,12 @@ REQUIREMENTS_FILE = Path(__file__).resolve().parents[1] / "requirements.txt"
 # --auto-update follows, so that a new training run becomes a new endpoint version (docs/serving.md).
 SERVING_TAG = "audioclf-serving"
 
+
+def model_name(cv_fold: int | None = None) -> str:
+    """The name of the model a training run registers (a cross-validation fold's carries its fold); push_offline.py
+    gives an offline run's model the same."""
+    return "audio classifier" if cv_fold is None else f"audio classifier fold {cv_fold}"
+
 # Retry settings that turn "unreachable server" into an error in seconds rather than hours.
 _FAST_FAIL_HTTP = {"retries": {"total": 2, "connect": 2, "read": 2, "backoff_factor": 0.5, "backoff_max": 2}}
 

@@ -166,6 +166,8 @@ def test_push_offline_leaves_out_the_session_of_a_failed_run(clearml_cache_dir, 
     task_cls = create_autospec(clearml.Task)
     task_cls.import_offline_session.return_value = "task-imported"
     monkeypatch.setattr(clearml, "Task", task_cls)
+    # Other tests' training sessions in the glob get their model registered: no server here.
+    monkeypatch.setattr(clearml, "OutputModel", create_autospec(clearml.OutputModel))
     # The README's glob: every session folder.
     sessions = [str(p) for p in sorted((clearml_cache_dir / "offline").glob("offline-*")) if p.is_dir()]
     result = push_offline.main(["--no-datasets", "--sessions", *sessions])
