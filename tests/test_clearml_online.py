@@ -909,6 +909,22 @@ def test_push_selected_dataset_brings_its_ancestors_only(local_store, pushed_to,
     assert len(id_map) == 2 and len(pushed_to.created()) == 2
 
 
+def test_the_model_file_of_an_offline_training_session_is_found_in_its_folder_and_its_zip(offline_runs):
+    """Issue 34, item 2: what push_offline.py registers as the imported task's output model (the registration
+    itself needs a server: tests/integration/test_serving_online.py)."""
+    training_run = offline_runs.trainings[0]
+    session = Path(training_run["session_dir"])
+    model_file = Path(training_run["model_path"]).read_bytes()
+    (name, (path, fold)), = sync.session_models(session).items()
+    assert (name, fold) == ("model", None) and path.read_bytes() == model_file
+    with sync._session_folder(session.with_name(session.name + ".zip")) as extracted:
+        assert extracted != session
+        (path,) = [p for p, _ in sync.session_models(extracted).values()]
+        assert path.read_bytes() == model_file
+    assert not extracted.exists(), "the zip's temporary folder is removed"
+    assert sync.session_models(session.parent / "no-such-session") == {}
+
+
 def test_import_sessions_imports_each_session(monkeypatch, tmp_path):
     task_cls = create_autospec(Task)
     task_cls.import_offline_session.side_effect = ["task-a", "task-b"]
