@@ -12,7 +12,6 @@ same to ClearML.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from audioclf import crossval, stopping, tracking

@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import shutil
-import sys
 from pathlib import Path
 
 import pandas as pd

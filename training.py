@@ -23,7 +23,6 @@ folder and the run reports mean ± std and the summed confusion matrix.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
