@@ -50,6 +50,7 @@ def model_name(cv_fold: int | None = None) -> str:
     gives an offline run's model the same."""
     return "audio classifier" if cv_fold is None else f"audio classifier fold {cv_fold}"
 
+
 # Retry settings that turn "unreachable server" into an error in seconds rather than hours.
 _FAST_FAIL_HTTP = {"retries": {"total": 2, "connect": 2, "read": 2, "backoff_factor": 0.5, "backoff_max": 2}}
 

@@ -83,7 +83,7 @@ def model_record(model_id: str, load: bool) -> dict:
 
     model = Model(model_id=model_id)
     record = {"id": model.id, "name": model.name, "url": model.url, "labels": model.labels,
-              "config": model.config_dict, "task": model.task}
+              "config": model.config_dict, "task": model.task, "tags": list(model.tags or [])}
     if load:
         from audioclf.models import load_model
 
