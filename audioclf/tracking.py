@@ -228,6 +228,12 @@ class Run:
     def discard_session(self) -> None:
         """Delete this run's offline session (its folder and the zip the SDK writes on close)."""
         folder = self.session_dir
+        # The SDK's reporting thread can outlive close() (seen in a process that had run other tasks before): stopped
+        # first, or it dies writing metrics.jsonl into the deleted folder. (A private attribute, clearml 2.1.12.)
+        reporter = getattr(self.task, "_Task__reporter", None)
+        if reporter is not None:
+            with contextlib.suppress(Exception):
+                reporter.stop()
         shutil.rmtree(folder, ignore_errors=True)
         with contextlib.suppress(OSError):
             folder.with_name(folder.name + ".zip").unlink()
