@@ -12,10 +12,9 @@ same to ClearML.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from audioclf import crossval, tracking
+from audioclf import crossval, stopping, tracking
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,6 +29,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> dict:
     parser = build_parser()
     args = parser.parse_args(argv)
+    offline, why = tracking.decide_offline(args.offline)
+    if args.training_tasks and offline:  # before any session: Task.get_task offline finds nothing
+        parser.error(f"--training-tasks reads training tasks from a ClearML server, but this run is offline ({why}); "
+                     "give the training run folders with --run-dirs instead")
     with tracking.stage("cross_validation", args, parser, task_type="qc") as run:
         if args.training_tasks:
             loaded = crossval.load_tasks([t.strip() for t in args.training_tasks.split(",") if t.strip()])
@@ -41,4 +44,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    stopping.run_script(main, "cross_validation")

@@ -27,12 +27,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import shutil
-import sys
 from pathlib import Path
 
 import pandas as pd
 
-from audioclf import atomic, audio_stats, cli, metadata, naming, plots, sources, tracking
+from audioclf import atomic, audio_stats, cli, metadata, naming, plots, sources, stopping, tracking
 
 SKIPPED_FILE = "skipped_clips.csv"
 
@@ -96,7 +95,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     check_arguments(parser, args)
     with tracking.stage("get_data", args, parser, task_type="data_processing", tags=args.tags,
-                        task_name=lambda: naming.get_data_name(build_parser(), args)) as run, \
+                        task_name=lambda: naming.get_data_name(build_parser(), args), kept=kept_when_stopped) as run, \
             contextlib.ExitStack() as held:
         cache_dir = args.cache_dir if args.cache_dir is not None else run.output_dir / "downloads"
         # A staged source (generated or extracted) is held under a lock until its files are in the dataset:
@@ -144,6 +143,12 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"raw dataset id: {dataset.id}  ({len(table)} clips, {len(class_names)} classes)")
         print(f"results: {run.where()}", flush=True)
     return result
+
+
+def kept_when_stopped(run: tracking.Run) -> str:
+    """What a stopped get_data run kept: the clips generated or extracted so far, and a partial download."""
+    return (f"the clips generated or extracted so far (under {run.output_dir / 'staging'}) and any partial download "
+            "are kept and reused: rerun the same command to resume")
 
 
 def _read_and_check_table(source: sources.SourceFolder, args: argparse.Namespace):
@@ -229,4 +234,4 @@ def _register(store, args: argparse.Namespace, source: sources.SourceFolder, tab
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    stopping.run_script(main, "get_data")

@@ -29,14 +29,19 @@ import shlex
 import sys
 from pathlib import Path
 
-from audioclf import tracking
+from audioclf import stopping, tracking
 from audioclf.cli import Renamed, positive_float, positive_int
+from audioclf.enqueue import before_enqueue
+from audioclf.errors import UserError
 from audioclf.search import (OBJECTIVE_LABELS, OBJECTIVE_SERIES, OBJECTIVE_TITLE, SEARCHABLE, clearml_ranges,
                              max_epochs, space_from, training_argv, trial_objective)
 from audioclf.train_config import TrainConfig
 
 REPO_ROOT = Path(__file__).resolve().parent
 OPTIMIZER_REQUIREMENTS = REPO_ROOT / "requirements-controller.txt"
+
+
+STOPPED_STATUSES = (130, 143)  # a training run stopped by SIGINT or SIGTERM (stopping.py)
 
 
 class TrialStopped(Exception):
@@ -92,7 +97,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     try:
         space = space_from(args)
-    except ValueError as exc:
+    except UserError as exc:
         parser.error(str(exc))
     if not args.dataset_id and not args.base_task_id:
         parser.error("give --dataset-id (the features dataset to train on) or, online, --base-task-id")
@@ -141,13 +146,25 @@ def run_offline(args: argparse.Namespace, parser: argparse.ArgumentParser, space
             print(f"trial {trial.number + 1}: {exc}")
             raise optuna.TrialPruned(str(exc)) from None
         except SystemExit as exc:  # training refused these values (diverged, ...): the trial failed, go on
+            if exc.code in STOPPED_STATUSES:  # SIGINT or SIGTERM stopped it: the whole search stops
+                raise
             raise TrialFailed(f"training.py exited with status {exc.code}") from None
         trial.set_user_attr("run_dir", result["run_dir"])
         trial.set_user_attr("model", result["model_path"])
         trial.set_user_attr("test_accuracy", result["test"]["accuracy"])
         return result["model_val_accuracy"]  # the validation accuracy of the weights the trial keeps
 
-    study.optimize(objective, n_trials=args.trials, catch=(TrialFailed,))
+    try:
+        study.optimize(objective, n_trials=args.trials, catch=(TrialFailed,))
+    except (KeyboardInterrupt, SystemExit) as exc:
+        code = stopping.exit_status(exc) if isinstance(exc, KeyboardInterrupt) else exc.code
+        if code not in STOPPED_STATUSES:
+            raise
+        finished = [t for t in study.trials if t.user_attrs.get("run_dir")]
+        print(f"interrupted: the search stopped after {len(finished)} finished trial(s), whose run folders are "
+              f"kept ({', '.join(t.user_attrs['run_dir'] for t in finished) or 'none'}); rerun the same command "
+              "to search again", file=sys.stderr, flush=True)
+        raise SystemExit(code) from None
     table = trials_table(study, space)
     complete = table[table["state"] == "COMPLETE"]
     if complete.empty:
@@ -178,7 +195,7 @@ def check_features_dataset(args: argparse.Namespace) -> None:
 
     try:
         dataset = LocalStore(args.output_dir / "datasets").get(args.dataset_id, needs=(metadata.FEATURES_CONFIG,))
-    except (LookupError, ValueError) as exc:
+    except UserError as exc:
         tracking.fail(str(exc))
     if metadata.dataset_kind(dataset.list_files()) != "features":
         tracking.fail(f"dataset {args.dataset_id} is not a features dataset: pass the id preprocessing.py printed")
@@ -241,9 +258,18 @@ def print_best(best: dict, where: str) -> None:
 def run_online(args: argparse.Namespace, parser: argparse.ArgumentParser, space) -> dict:
     from clearml import Task
 
+    from clearml.config import running_remotely
+
+    if not running_remotely():  # before any task exists: the trials' queue, and the code their agents clone
+        # (a --base-task-id task carries its own recorded code: only the queue is checked then)
+        try:
+            before_enqueue(f"optimize.py --trials-queue {args.trials_queue}", [args.trials_queue],
+                           code=not args.base_task_id)
+        except UserError as exc:
+            tracking.fail(str(exc))
     # The optimizer's task lists only what this script needs online (a services agent installs just that).
     Task.force_requirements_env_freeze(force=True, requirements_file=str(OPTIMIZER_REQUIREMENTS))
-    with tracking.stage("optimize", args, parser, task_type="optimizer") as run:
+    with tracking.stage("optimize", args, parser, task_type="optimizer", kept=_kept_online) as run:
         base_task = args.base_task_id or create_base_task(args, run)
         sign = objective_sign(args, base_task)  # what the optimizer maximizes is what the report reads
         optimizer = make_optimizer(args, space, base_task, sign)
@@ -254,12 +280,16 @@ def run_online(args: argparse.Namespace, parser: argparse.ArgumentParser, space)
               f"'{args.trials_queue}' (objective: the {OBJECTIVE_LABELS[sign]}, {OBJECTIVE_TITLE}/{OBJECTIVE_SERIES})",
               flush=True)
         optimizer.start()
-        optimizer.wait()
+        try:
+            optimizer.wait()
+        except KeyboardInterrupt:  # SIGINT or SIGTERM: the running trials are aborted, not left on the agents
+            optimizer.stop(timeout=0.5, wait_for_reporter=False)
+            raise
         optimizer.stop()
         rows = online_trials(optimizer, space, sign)
         complete = [r for r in rows if r["status"] == "completed" and r["objective"] is not None]
         if not complete:
-            raise ValueError("no trial completed; open the trials in the web UI for their logs")
+            raise UserError("no trial completed; open the trials in the web UI for their logs")
         best = max(complete, key=lambda r: r["objective"])
         header = ["trial task", "status", "objective", *[d.name for d in space]]
         run.logger.report_table(title="Trials", series="trials", iteration=0,
@@ -285,6 +315,11 @@ def run_online(args: argparse.Namespace, parser: argparse.ArgumentParser, space)
     return result
 
 
+def _kept_online(run: tracking.Run) -> str:
+    return ("the trials that finished stay on the server as training tasks, and those still running were aborted: "
+            "rerun the same command to search again")
+
+
 def create_base_task(args: argparse.Namespace, run: tracking.Run) -> str:
     """A draft training task from training.py in this repository, for the optimizer to clone."""
     from clearml import Task
@@ -304,7 +339,7 @@ def train_args_pairs(text: str) -> list[tuple[str, str]]:
     while tokens:
         flag = tokens.pop(0)
         if not flag.startswith("--"):
-            raise ValueError(f"--train-args: expected --flag [value], got {flag!r}")
+            raise UserError(f"--train-args: expected --flag [value], got {flag!r}")
         name, _, value = flag[2:].partition("=")
         if not value:
             value = tokens.pop(0) if tokens and not tokens[0].startswith("--") else "True"
@@ -366,4 +401,4 @@ def online_trials(optimizer, space, sign: str) -> list[dict]:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    stopping.run_script(main, "optimize")

@@ -29,15 +29,15 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
-import re
 import shlex
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from audioclf import tracking
-from audioclf import cli
+from audioclf import cli, stopping, tracking
 from audioclf.cli import fold_list, positive_int
+from audioclf.enqueue import before_enqueue
+from audioclf.errors import UserError
 from audioclf.layouts import source_folds
 from audioclf.train_config import TrainConfig
 
@@ -98,7 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="training --epochs (default: %(default)s)")
     knobs.add_argument("--width", type=positive_int, default=None,
                        help="training --width (default: training.py's, as a pipeline parameter only when given)")
-    knobs.add_argument("--device", default="auto", help="preprocessing and training --device (default: %(default)s)")
+    knobs.add_argument("--device", type=cli.device_name, default="auto",
+                       help=f"preprocessing and training --device: {cli.DEVICE_CHOICES} (default: %(default)s)")
     stages = parser.add_argument_group("more stage flags (checked by the stage's own parser before anything runs)")
     for step, example in (("get_data", "--esc10 --workers 4"), ("preprocessing", "--pad zero --n-mels 128"),
                           ("training", "--lr 3e-3 --select best-val --no-amp")):
@@ -168,7 +169,7 @@ _PASS_THROUGH = {"get_data": "get_data_args", "preprocessing": "preprocessing_ar
 
 def stage_overrides(args: argparse.Namespace) -> dict[str, dict[str, str]]:
     """{step: {argparse dest: value}} from the --*-args strings, each checked by the stage's own parser (imported
-    only when one is given: the stages import torch, the controller needs only clearml). ValueError naming the
+    only when one is given: the stages import torch, the controller needs only clearml). UserError naming the
     pipeline flag."""
     from clearml.config import running_remotely
 
@@ -202,7 +203,7 @@ def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -
             options = [item for pair in training_options(args).items() for item in pair]
             cli.stage_overrides(importlib.import_module("training").build_parser(), " ".join(options),
                                 "pipeline.py", {}, ["--dataset-id", "x"])
-    except ValueError as exc:
+    except UserError as exc:
         problems.append(str(exc))
     for problem in problems:
         if problem:
@@ -227,8 +228,30 @@ def step_arguments(args: argparse.Namespace) -> dict[str, list[str]]:
 
 def run_offline(args: argparse.Namespace) -> dict[str, dict]:
     """Run the steps in order in this process, handing each dataset id to the next step."""
-    argv = step_arguments(args)
     results: dict[str, dict] = {}
+    try:
+        return _run_steps_offline(args, results)
+    except SystemExit as exc:
+        if exc.code in (130, 143):  # a step stopped by SIGINT or SIGTERM (it said what it kept)
+            print(f"interrupted: pipeline.py stopped; {_finished_steps(results)}", file=sys.stderr, flush=True)
+        raise
+
+
+def _finished_steps(results: dict[str, dict]) -> str:
+    """What the steps that finished made, and how to go on from them, for the line of an interrupted pipeline."""
+    if "preprocessing" in results:
+        features = results["preprocessing"]["dataset_id"]
+        return (f"raw dataset {results['get_data']['dataset_id']} and features dataset {features} are complete: go "
+                f"on with python training.py --dataset-id {features}, or rerun the same command")
+    if "get_data" in results:
+        raw = results["get_data"]["dataset_id"]
+        return (f"raw dataset {raw} is complete: go on with python preprocessing.py --dataset-id {raw}, or rerun "
+                "the same command (the spectrograms computed so far are reused)")
+    return "no step finished: rerun the same command (the clips made so far are reused)"
+
+
+def _run_steps_offline(args: argparse.Namespace, results: dict[str, dict]) -> dict[str, dict]:
+    argv = step_arguments(args)
     print("\n=== pipeline step get_data ===", flush=True)
     results["get_data"] = STEPS["get_data"].main(argv["get_data"])
     print("\n=== pipeline step preprocessing ===", flush=True)
@@ -257,8 +280,8 @@ def step_folds(args: argparse.Namespace) -> list[int | None]:
         return [None]
     outside = sorted(set(args.folds) - set(available))
     if outside:
-        raise ValueError(f"--folds {','.join(map(str, outside))}: {args.source} has the folds "
-                         f"{available[0]}..{available[-1]}")
+        raise UserError(f"--folds {','.join(map(str, outside))}: {args.source} has the folds "
+                        f"{available[0]}..{available[-1]}")
     return list(args.folds) or available
 
 
@@ -444,25 +467,6 @@ def build_controller(args: argparse.Namespace, parser: argparse.ArgumentParser |
     return pipe
 
 
-def check_queues(queues: list[str]) -> list[str]:
-    """Warnings for queues that do not exist or that no agent listens to (the steps would wait forever)."""
-    from clearml.backend_api.session.client import APIClient
-
-    client = APIClient()
-    listening = {q.id for worker in client.workers.get_all() for q in (worker.queues or [])}
-    warnings = []
-    for name in dict.fromkeys(queues):
-        found = client.queues.get_all(name=f"^{re.escape(name)}$")
-        if not found:
-            warnings.append(f"queue '{name}' does not exist: create it in the web UI (Orchestration > Queues) or "
-                            f"start an agent with: clearml-agent daemon --queue {name} --create-queue")
-        elif found[0].id not in listening:
-            hint = " --services-mode" if name == "services" else " --gpus 0" if "gpu" in name else ""
-            warnings.append(f"queue '{name}' has no agent listening: start one with: "
-                            f"clearml-agent daemon --queue {name}{hint}")
-    return warnings
-
-
 def online_results(pipe) -> dict[str, dict]:
     """What each step produced, read back from its task on the server (for the summary)."""
     from clearml import Task
@@ -498,19 +502,21 @@ def run_online(args: argparse.Namespace, parser: argparse.ArgumentParser | None 
         # from the repository root, whatever folder the pipeline was started from.
         args.output_dir = args.output_dir.resolve()
         os.chdir(REPO_ROOT)
-    pipe = build_controller(args, parser)
-    if not args.run_locally:
+    from clearml.config import running_remotely
+
+    if not args.run_locally and not running_remotely():
+        # Before the controller's task exists: a queue that does not exist, or code the agents cannot clone as it
+        # is here, stops the launch (the steps would fail on the agents, or wait forever). Not on the agent that
+        # runs an enqueued controller: checked when it was launched, and its clone is not a working copy.
         queues = [args.steps_queue, args.gpu_queue] + ([] if args.local else [args.controller_queue])
         try:
-            warnings = check_queues(queues)
-        except Exception as exc:  # the check is advice; never block the launch on it
-            warnings = [f"could not check the queues ({type(exc).__name__}: {exc})"]
-        for warning in warnings:
-            print(f"warning: {warning}", file=sys.stderr)
+            before_enqueue("pipeline.py (its steps run on agents)", queues)
+        except UserError as exc:
+            tracking.fail(str(exc))
+    pipe = build_controller(args, parser)
+    stopping.install()  # again: the controller's Task.init replaced our handlers and swallows SIGTERM (stopping.py)
     url = pipe._task.get_output_log_web_page()
     if not (args.local or args.run_locally):
-        from clearml.config import running_remotely
-
         if running_remotely():  # the agent's run of an enqueued controller (or of a NEW RUN from the web UI)
             print(f"running the pipeline controller on this agent; steps on '{args.steps_queue}' and "
                   f"'{args.gpu_queue}'", flush=True)
@@ -523,7 +529,15 @@ def run_online(args: argparse.Namespace, parser: argparse.ArgumentParser | None 
               "the other, and report to the server", flush=True)
     else:
         print(f"starting the pipeline controller in this process ({url}); steps go to the agents", flush=True)
-    pipe.start_locally(run_pipeline_steps_locally=args.run_locally)
+    try:
+        pipe.start_locally(run_pipeline_steps_locally=args.run_locally)
+    except KeyboardInterrupt as exc:  # Ctrl-C, SIGINT or SIGTERM: abort the running steps, mark the pipeline stopped
+        pipe.stop(timeout=0.5, mark_aborted=True)
+        stopping.end_children()  # --run-locally: the step running as a subprocess of this one
+        print(f"interrupted: pipeline.py stopped by {stopping.describe(exc)}; its running steps were aborted and the "
+              f"pipeline marked stopped ({url}); a rerun of the same command reuses its completed get_data and "
+              "preprocessing steps (ClearML's step cache)", file=sys.stderr, flush=True)
+        raise SystemExit(stopping.exit_status(exc)) from None
     results = online_results(pipe)
     print_summary(results)
     failed = [name for name, step in results.items() if step.get("status") in ("failed", "stopped")]
@@ -557,4 +571,4 @@ def main(argv: list[str] | None = None) -> dict[str, dict] | None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    stopping.run_script(main, "pipeline")

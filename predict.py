@@ -39,12 +39,12 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
-from audioclf import atomic
+from audioclf import atomic, stopping
 from audioclf.audio import AudioDecodeError
-from audioclf.cli import positive_int
+from audioclf.cli import DEVICE_CHOICES, device_name, positive_int
 from audioclf.export import EXPORT_FORMATS, SUFFIXES, default_export_path, export_file
-from audioclf.inference import AGGREGATE, Classifier, FileResult, ModelNotFound, find_audio_files, \
-    load_classifier, resolve_model
+from audioclf.errors import UserError
+from audioclf.inference import AGGREGATE, Classifier, FileResult, find_audio_files, load_classifier, resolve_model
 
 FORMATS = ("table", "csv", "json")
 
@@ -84,8 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     win.add_argument("--hop", type=_positive_float, default=None,
                      help="seconds between window starts (default: half the window)")
     run = parser.add_argument_group("execution")
-    run.add_argument("--device", default="auto",
-                     help="'auto' (CUDA when available), 'cpu' or 'cuda' (default: %(default)s)")
+    run.add_argument("--device", type=device_name, default="auto", help=f"{DEVICE_CHOICES} (default: %(default)s)")
     run.add_argument("--batch-size", type=positive_int, default=64,
                      help="examples per batch through the model: windows per batch; bounds memory, the "
                           "probabilities do not depend on it (default: %(default)s)")
@@ -243,7 +242,7 @@ def main(argv: list[str] | None = None) -> dict:
         clf = load_classifier(args.model, args.device, offline=args.offline)
         window, hop = clf.window_samples(args.window, args.hop)
         args.top_k = min(args.top_k, len(clf.class_names))
-    except (ModelNotFound, ValueError, RuntimeError) as exc:
+    except UserError as exc:  # a bad model file or id, a --window the model cannot take, no CUDA...
         fail(str(exc))
     files, problems = find_audio_files(args.audio)
     if args.output is not None and any(_same_file(args.output, Path(f)) for f in files):
@@ -271,11 +270,13 @@ def exit_code(report: dict) -> int:
 
 
 if __name__ == "__main__":
+    stopping.install()
     try:
         sys.exit(exit_code(main(sys.argv[1:])))
-    except KeyboardInterrupt:
-        print("interrupted: predict.py stopped", file=sys.stderr)
-        sys.exit(130)
+    except KeyboardInterrupt as exc:  # Ctrl-C, SIGINT or SIGTERM (stopping.py)
+        print(f"interrupted: predict.py stopped by {stopping.describe(exc)}; nothing was written (the results are "
+              "written whole once every file is classified): rerun the same command", file=sys.stderr)
+        sys.exit(stopping.exit_status(exc))
     except OSError as exc:  # a full disk or an unwritable --output: one line, not a traceback
         from audioclf.tracking import user_message
 

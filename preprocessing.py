@@ -19,16 +19,16 @@ import argparse
 import json
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from audioclf import atomic, locks, metadata, naming, plots, tracking
+from audioclf import atomic, locks, metadata, naming, plots, stopping, tracking
 from audioclf.audio import PAD_MODES
-from audioclf.cli import non_negative_int, positive_int
-from audioclf.device import resolve_device
+from audioclf.cli import DEVICE_CHOICES, device_name, non_negative_int, positive_int
+from audioclf.device import device_before_work, resolve_device
+from audioclf.errors import UserError
 from audioclf.features import FeatureConfig
 from audioclf.preprocess import extract_features
 
@@ -61,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "is filled, 'zero' appends silence, as the seed did (default: %(default)s; chosen by "
                             "cross-validation, see the README)")
     run_opts = parser.add_argument_group("execution")
-    run_opts.add_argument("--device", default="auto", help="'auto' (CUDA when available), 'cpu' or 'cuda' (default: %(default)s)")
+    run_opts.add_argument("--device", type=device_name, default="auto",
+                          help=f"{DEVICE_CHOICES} (default: %(default)s)")
     run_opts.add_argument("--batch-size", type=positive_int, default=64,
                           help="examples per batch through the model: clips per mel-spectrogram batch; bounds "
                                "memory, the features do not depend on it (default: %(default)s)")
@@ -88,10 +89,16 @@ def feature_config_from(args: argparse.Namespace) -> FeatureConfig:
 def main(argv: list[str] | None = None) -> dict:
     parser = build_parser()
     args = parser.parse_args(argv)
+    device = device_before_work(parser, args)
+    try:
+        config = feature_config_from(args)  # before any work or session: --n-fft 0 stops here
+    except UserError as exc:
+        parser.error(str(exc))
     with tracking.stage("preprocessing", args, parser, task_type="data_processing", tags=args.tags,
-                        task_name=lambda: naming.preprocessing_name(build_parser(), args)) as run:
-        config = feature_config_from(args)
-        device = resolve_device(args.device)
+                        task_name=lambda: naming.preprocessing_name(build_parser(), args),
+                        kept=kept_when_stopped) as run:
+        config = feature_config_from(args)  # again: under an agent, args hold the values set on the server
+        device = device or resolve_device(args.device)
         # What runs is recorded as it is resolved, before any work (a configuration object, written also
         # under an agent: Task.connect there would read the stored values back and write nothing).
         run.task.set_configuration_object(name="Features", config_text=json.dumps(config.to_dict(), indent=2),
@@ -116,7 +123,7 @@ def main(argv: list[str] | None = None) -> dict:
             skipped = pd.DataFrame(report.skipped, columns=["filepath", "reason"])
             index = table[~table["filepath"].isin(skipped["filepath"])].reset_index(drop=True)
             if index.empty:
-                raise ValueError("no clip could be decoded; see skipped_clips.csv in the run folder")
+                raise UserError("no clip could be decoded; see skipped_clips.csv in the run folder")
             features_json = {"feature_config": config.to_dict(), "fingerprint": config.fingerprint(),
                              "class_names": class_names, "num_clips": len(index), "num_skipped": len(skipped),
                              "raw_dataset_id": raw.id, "dtype": "float16",
@@ -140,15 +147,21 @@ def main(argv: list[str] | None = None) -> dict:
     return result
 
 
+def kept_when_stopped(run: tracking.Run) -> str:
+    """What a stopped preprocessing run kept: every spectrogram written so far, in its work folder."""
+    return (f"the spectrograms computed so far are kept under {run.output_dir / 'staging'} and reused: rerun the "
+            "same command to resume")
+
+
 def _require_raw(raw) -> None:
     kind = metadata.dataset_kind(raw.list_files())
     if kind == "features":
         parents = ", ".join(raw.parent_ids) or "its parent"
-        raise ValueError(f"dataset {raw.id} is a features dataset (made by preprocessing.py), not a raw one: pass "
-                         f"the raw dataset id ({parents}) to preprocessing.py, or this id to training.py")
+        raise UserError(f"dataset {raw.id} is a features dataset (made by preprocessing.py), not a raw one: pass "
+                        f"the raw dataset id ({parents}) to preprocessing.py, or this id to training.py")
     if kind != "raw":
-        raise ValueError(f"dataset {raw.id} has no {metadata.METADATA_FILE}: it was not made by get_data.py; pass "
-                         "the id that get_data.py printed")
+        raise UserError(f"dataset {raw.id} has no {metadata.METADATA_FILE}: it was not made by get_data.py; pass "
+                        "the id that get_data.py printed")
 
 
 def _register(store, args: argparse.Namespace, name: str, raw, work, index: pd.DataFrame, features_json: dict,
@@ -184,4 +197,4 @@ def _log_debug_samples(logger, run: tracking.Run, raw, work, index: pd.DataFrame
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    stopping.run_script(main, "preprocessing")

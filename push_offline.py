@@ -8,6 +8,9 @@ Needs a configured server (clearml-init or CLEARML_API_* variables). Datasets
 are created parents first, each child with its parent's new id, so the
 features dataset again uploads only the spectrograms. The local -> ClearML id
 mapping is written to <store>/clearml_ids.json; a rerun skips what is there.
+A training session's model file is registered as its task's output model (named,
+labelled and tagged as training.py does online); its id is printed for
+serve.py --model-id and predict.py.
 """
 
 from __future__ import annotations
@@ -52,12 +55,15 @@ def main(argv: list[str] | None = None) -> dict:
             tracking.fail(f"cannot push while ClearML is offline ({why}): unset CLEARML_OFFLINE_MODE and rerun")
         tracking.fail("no ClearML server is configured: run clearml-init or set CLEARML_API_HOST, "
                       "CLEARML_API_ACCESS_KEY and CLEARML_API_SECRET_KEY first")
-    result = {"datasets": {}, "sessions": {}}
+    result = {"datasets": {}, "sessions": {}, "models": {}}
     if not args.no_datasets:
         result["datasets"] = sync.push_datasets(LocalStore(args.output_dir / "datasets"), args.datasets)
     sessions = args.sessions if args.include_failed else [s for s in args.sessions if not _failed(s)]
     if sessions:
         result["sessions"] = sync.import_sessions(sessions)
+        # A training session's model file becomes its task's output model: serve.py and predict.py take its id.
+        result["models"] = {session: models for session, task_id in result["sessions"].items()
+                            if (models := sync.register_models(Path(session), task_id))}
     return result
 
 

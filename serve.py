@@ -33,6 +33,7 @@ from pathlib import Path
 
 from audioclf import tracking
 from audioclf.cli import positive_float, positive_int
+from audioclf.errors import UserError
 
 PREPROCESS = Path(__file__).resolve().parent / "serving" / "preprocess.py"
 # The inference process's default port: not one of a local ClearML server's (web UI 8080, API 8008, files 8081),
@@ -95,22 +96,22 @@ def clearml_serving(*args: str) -> str:
     if done.returncode != 0 or re.search(r"^Error: ", output, re.MULTILINE):
         last = [line for line in output.splitlines() if line.strip()][-5:]
         command = " ".join(a for a in args[2 if args[:1] == ("--id",) else 0:][:2] if not a.startswith("-"))
-        raise RuntimeError(f"clearml-serving {command} failed (exit {done.returncode}): " + " | ".join(last))
+        raise UserError(f"clearml-serving {command} failed (exit {done.returncode}): " + " | ".join(last))
     return output
 
 
 def find_model(model_id: str) -> dict:
-    """The model's name, project name and tags; a LookupError naming the id when the server has no such model."""
+    """The model's name, project name and tags; a UserError naming the id when the server has no such model."""
     from clearml import Model, Task
 
     try:
         model = Model(model_id=model_id)
         name, project_id, tags = model.name, model.project, list(model.tags or [])
     except Exception as exc:  # the SDK raises ValueError, ResourceNotFound... for an unknown id
-        raise LookupError(f"--model-id {model_id}: no such model on {tracking._api_host()} "
-                          f"({type(exc).__name__}: {exc})") from None
+        raise UserError(f"--model-id {model_id}: no such model on {tracking._api_host()} "
+                        f"({type(exc).__name__}: {exc})") from None
     if not model.url:
-        raise LookupError(f"--model-id {model_id}: the model has no weights file to serve")
+        raise UserError(f"--model-id {model_id}: the model has no weights file to serve")
     project = Task._get_project_name(project_id) if project_id else None
     return {"id": model_id, "name": name, "project": project, "tags": tags}
 
@@ -120,9 +121,12 @@ def find_or_create_service(args: argparse.Namespace, project: str) -> tuple[str,
     from clearml import Task
 
     if args.service_id:
-        task = Task.get_task(task_id=args.service_id)
+        try:
+            task = Task.get_task(task_id=args.service_id)
+        except ValueError as exc:  # the SDK's answer to an unknown id
+            raise UserError(f"--service-id {args.service_id}: no such task ({exc})") from None
         if CONTROL_PLANE_TAG not in (task.get_system_tags() or []):
-            raise LookupError(f"--service-id {args.service_id}: not a clearml-serving service task")
+            raise UserError(f"--service-id {args.service_id}: not a clearml-serving service task")
         return task.id, False
     found = Task.query_tasks(project_name=project, task_name=f"^{re.escape(args.service_name)}$",
                              task_filter={"type": ["service"], "system_tags": [CONTROL_PLANE_TAG],
@@ -154,11 +158,14 @@ def configure(args: argparse.Namespace) -> dict:
     model = find_model(args.model_id)
     project = args.project or model["project"]
     if not project:
-        raise LookupError(f"--model-id {args.model_id}: the model is in no project; give --project")
+        raise UserError(f"--model-id {args.model_id}: the model is in no project; give --project")
     if args.auto_update and tracking.SERVING_TAG not in model["tags"]:
-        raise LookupError(f"--auto-update follows models tagged '{tracking.SERVING_TAG}', and model {args.model_id} "
-                          f"has tags {model['tags']}: serve it without --auto-update, or add the tag in the UI")
+        raise UserError(f"--auto-update follows models tagged '{tracking.SERVING_TAG}', and model {args.model_id} "
+                        f"has tags {model['tags']}: serve it without --auto-update, or add the tag in the UI")
     service_id, created = find_or_create_service(args, project)
+    # One mode per endpoint: clearml-serving routes <endpoint> through an auto-update rule's canary before it looks
+    # at a static endpoint of the same name, so the entries of the other mode are removed first (and said so).
+    switched = switch_mode(service_id, args.endpoint, auto_update=args.auto_update)
     common = ["--engine", "custom", "--endpoint", args.endpoint, "--preprocess", str(PREPROCESS), *aux_config(args)]
     if args.auto_update:
         # By project and tag, not by name: each run's model is named after its settings (audioclf/naming.py).
@@ -171,7 +178,46 @@ def configure(args: argparse.Namespace) -> dict:
     else:
         clearml_serving("--id", service_id, "model", "add", *common, "--model-id", args.model_id)
     return {"service_id": service_id, "created": created, "project": project, "model": model,
-            "endpoint": args.endpoint, "auto_update": args.auto_update}
+            "endpoint": args.endpoint, "auto_update": args.auto_update, "switched": switched}
+
+
+def service_entries(service_id: str, endpoint: str) -> dict[str, dict]:
+    """What the service holds under ``endpoint``: {"endpoints": static entry, "model_monitoring": auto-update
+    rule, "canary": router}, each present only when set (clearml-serving's configuration objects)."""
+    from clearml import Task
+
+    task = Task.get_task(task_id=service_id)
+    found = {}
+    for kind in ("endpoints", "model_monitoring", "canary"):
+        entry = (task.get_configuration_object_as_dict(name=kind) or {}).get(endpoint)
+        if entry:
+            found[kind] = entry
+    return found
+
+
+def switch_mode(service_id: str, endpoint: str, auto_update: bool) -> str | None:
+    """Remove the entries of ``endpoint`` that belong to the other mode; returns the sentence saying what went.
+
+    Pinning (no --auto-update) removes an auto-update rule and its canary: left in place they keep answering
+    <endpoint> with the newest model whatever is pinned. --auto-update removes a pinned static endpoint, which
+    its canary would hide. ``clearml-serving model remove --endpoint E`` removes one entry named E per call, a
+    static one first, then a rule, then a canary: one call per entry, and the static one is added again after
+    when pinning."""
+    found = service_entries(service_id, endpoint)
+    other = {"endpoints"} if auto_update else {"model_monitoring", "canary"}
+    if not other & set(found):
+        return None
+    for _ in found:  # every entry named so goes (the static one, if pinning, comes back with model add)
+        clearml_serving("--id", service_id, "model", "remove", "--endpoint", endpoint)
+    if auto_update:
+        pinned = found["endpoints"].get("model_id")
+        return (f"removed: /serve/{endpoint} was pinned to model {pinned}; it follows the newest model now (to pin "
+                f"it again: python serve.py --model-id {pinned} --endpoint {endpoint})")
+    rule = found.get("model_monitoring", {})
+    return (f"removed: the auto-update rule of /serve/{endpoint} (the newest models named {rule.get('monitor_name')!r} "
+            f"tagged {rule.get('monitor_tags')} in {rule.get('monitor_project')!r}, served as /serve/{endpoint}/<n>); "
+            f"/serve/{endpoint} is pinned now (to follow the newest model again: python serve.py --model-id <id> "
+            f"--auto-update --endpoint {endpoint})")
 
 
 def instructions(setup: dict, url: str) -> str:
@@ -180,6 +226,7 @@ def instructions(setup: dict, url: str) -> str:
     lines = [
         f"serving service: {setup['service_id']} ({'created' if setup['created'] else 'reused'}, project "
         f"{setup['project']!r})",
+        *([setup["switched"]] if setup.get("switched") else []),
         (f"endpoint: /serve/{endpoint} -> the newest model tagged '{tracking.SERVING_TAG}' in "
          f"{setup['model']['project']!r}; /serve/{endpoint}/<n> -> version n"
          if setup["auto_update"] else f"endpoint: /serve/{endpoint} -> model {setup['model']['id']}"),
@@ -199,7 +246,7 @@ def main(argv: list[str] | None = None) -> dict:
         tracking.fail(f"serving needs a ClearML server, and this machine is offline: {why}")
     try:
         setup = configure(args)
-    except (LookupError, RuntimeError, ValueError) as exc:
+    except UserError as exc:
         tracking.fail(str(exc))
     print(instructions(setup, args.url))
     return setup

@@ -24,17 +24,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
-from audioclf import atomic, crossval, evaluation, metadata, naming, plots, tracking
-from audioclf.device import resolve_device
+from audioclf import atomic, crossval, evaluation, metadata, naming, plots, stopping, tracking
+from audioclf.device import device_before_work, resolve_device
+from audioclf.errors import UserError
 from audioclf.export import EXPORT_FORMATS, export_file
-from audioclf.cli import fold_list, non_negative_float, non_negative_int, positive_float, positive_int, unit_float
+from audioclf.cli import (DEVICE_CHOICES, device_name, fold_list, non_negative_float, non_negative_int, positive_float,
+                          positive_int, unit_float)
 from audioclf.models import (ARCHITECTURES, CNN_ARCHITECTURES, CNN_MIN_SIZE, COMPACT_WIDTH, DEFAULT_WIDTH,
                              AudioClassifier, save_model)
 from audioclf.store import DatasetCorrupt, recover_hint
@@ -125,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     opt.add_argument("--resume", type=Path, default=None,
                      help="continue from a checkpoint.pt written by an interrupted run with the same arguments")
     hw = parser.add_argument_group("hardware")
-    hw.add_argument("--device", default="auto", help="'auto' (CUDA when available), 'cpu' or 'cuda' (default: %(default)s)")
+    hw.add_argument("--device", type=device_name, default="auto", help=f"{DEVICE_CHOICES} (default: %(default)s)")
     hw.add_argument("--no-amp", action="store_true", help="train in float32 on the GPU instead of bf16 autocast")
     hw.add_argument("--no-channels-last", action="store_true",
                     help="keep the convolutions in NCHW instead of NHWC (NHWC is 10-20%% faster for the CNNs on a CPU, "
@@ -151,12 +152,15 @@ def main(argv: list[str] | None = None, on_epoch: Callable[[int, float], None] |
     an exception with ``stops_run = True`` stops the run, marked stopped)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    device = device_before_work(parser, args)
+
     # Named for what it sets; renamed with its test fold once the dataset says which that is.
     def provisional() -> str:
         return naming.compose(["training", args.model], naming.changed_flags(build_parser(), args, "training"))
 
-    with tracking.stage("training", args, parser, task_type="training", task_name=provisional) as run:
-        result = _train_all(args, run, build_parser(), on_epoch)  # (a fresh parser: naming's reference)
+    with tracking.stage("training", args, parser, task_type="training", task_name=provisional,
+                        kept=kept_when_stopped) as run:
+        result = _train_all(args, run, build_parser(), on_epoch, device)  # (a fresh parser: naming's reference)
         # Printed before the task closes, so that the task's console on the server ends with them too.
         _print_result(result, run)
     return result
@@ -175,15 +179,30 @@ def _print_result(result: dict, run: tracking.Run) -> None:
     print(f"results: {run.where()}", flush=True)
 
 
+def kept_when_stopped(run: tracking.Run) -> str:
+    """What a stopped training run kept and how to go on: a checkpoint is written after every epoch."""
+    checkpoints = sorted(run.run_dir.glob("**/checkpoint.pt"), key=lambda p: p.stat().st_mtime)
+    if not checkpoints:
+        return "no epoch had finished, so nothing is kept: rerun the same command to start again"
+    last = checkpoints[-1]
+    if last.parent == run.run_dir:
+        return f"its last finished epoch is kept in {last}: to resume, rerun the same command with --resume {last}"
+    fold = last.parent.name.removeprefix("fold_")
+    finished = sorted(p.parent.name.removeprefix("fold_") for p in run.run_dir.glob("fold_*/model.pt"))
+    return (f"the folds that finished keep their model.pt ({', '.join(finished) or 'none'}), and fold {fold}'s last "
+            f"finished epoch is kept in {last}: resume that fold with --test-fold {fold} --resume {last} instead of "
+            "--folds, then train the folds not done one by one")
+
+
 def load_dataset(dataset):
-    """features.json and features.csv of a features dataset, checked; raises ValueError naming the file."""
+    """features.json and features.csv of a features dataset, checked; raises UserError naming the file."""
     kind = metadata.dataset_kind(dataset.list_files())
     if kind == "raw":
-        raise ValueError(f"dataset {dataset.id} is a raw dataset (made by get_data.py), not a features dataset: run "
-                         f"preprocessing.py --dataset-id {dataset.id} and pass the id it prints to training.py")
+        raise UserError(f"dataset {dataset.id} is a raw dataset (made by get_data.py), not a features dataset: run "
+                        f"preprocessing.py --dataset-id {dataset.id} and pass the id it prints to training.py")
     if kind != "features":
-        raise ValueError(f"dataset {dataset.id} has no {FEATURES_CONFIG} and {FEATURES_INDEX}: it was not made by "
-                         "preprocessing.py; pass the id that preprocessing.py printed")
+        raise UserError(f"dataset {dataset.id} has no {FEATURES_CONFIG} and {FEATURES_INDEX}: it was not made by "
+                        "preprocessing.py; pass the id that preprocessing.py printed")
     info = dataset.read_json(FEATURES_CONFIG)
     missing = [k for k in ("feature_config", "class_names", "shape") if k not in info]
     if missing:
@@ -199,19 +218,20 @@ def check_trainable(info: dict, index, arch: str, dataset_id: str) -> None:
     present = sorted(int(v) for v in index["label"].unique())
     if len(present) < 2:
         names = [info["class_names"][i] for i in present]
-        raise ValueError(f"dataset {dataset_id} has clips of {len(present)} class {names}: a classifier needs at "
-                         "least two; run get_data.py with more --classes")
+        raise UserError(f"dataset {dataset_id} has clips of {len(present)} class {names}: a classifier needs at "
+                        "least two; run get_data.py with more --classes")
     if arch in CNN_ARCHITECTURES and min(info["shape"]) < CNN_MIN_SIZE:
-        raise ValueError(f"dataset {dataset_id} holds spectrograms of {info['shape'][0]} mel bands x "
-                         f"{info['shape'][1]} frames; --model {arch} pools them four times by 2 and needs at least "
-                         f"{CNN_MIN_SIZE} of each: run preprocessing.py with --n-mels >= {CNN_MIN_SIZE} and a "
-                         "--duration / --hop-length giving >= 16 frames, or use --model resnet18")
+        raise UserError(f"dataset {dataset_id} holds spectrograms of {info['shape'][0]} mel bands x "
+                        f"{info['shape'][1]} frames; --model {arch} pools them four times by 2 and needs at least "
+                        f"{CNN_MIN_SIZE} of each: run preprocessing.py with --n-mels >= {CNN_MIN_SIZE} and a "
+                        "--duration / --hop-length giving >= 16 frames, or use --model resnet18")
 
 
-def _train_all(args: argparse.Namespace, run: tracking.Run, parser: argparse.ArgumentParser, on_epoch=None) -> dict:
+def _train_all(args: argparse.Namespace, run: tracking.Run, parser: argparse.ArgumentParser, on_epoch=None,
+               device: torch.device | None = None) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = resolve_device(args.device)
+    device = device or resolve_device(args.device)
     dataset = tracking.open_store(run).get(args.dataset_id, alias="features_dataset",
                                            needs=("features/*", FEATURES_INDEX, FEATURES_CONFIG), verify=args.verify)
     info, index = load_dataset(dataset)
@@ -222,7 +242,7 @@ def _train_all(args: argparse.Namespace, run: tracking.Run, parser: argparse.Arg
     else:
         folds = [args.test_fold if args.test_fold is not None else available[-1]]
     if args.resume and len(folds) > 1:
-        raise ValueError("--resume continues one training run; run the remaining folds one by one with --test-fold")
+        raise UserError("--resume continues one training run; run the remaining folds one by one with --test-fold")
     run.name_as(f"training {naming.training_descriptor(parser, args, folds)}")
     run.add_tags(naming.training_tags(args.model, folds))
     if len(folds) == 1:
@@ -385,7 +405,8 @@ def _register_model(run: tracking.Run, model_path, name: str, metrics: dict, fea
     OutputModel is broken (clearml 2.1.12), so the file goes into the session as an artifact. ``tags``: the
     model's tags (tracking.SERVING_TAG on a run's final model, for serve.py --auto-update)."""
     if run.offline:
-        run.artifact(f"model{tag}", model_path)
+        # What push_offline.py needs to register it as it would have been online (audioclf/sync.py).
+        run.artifact(f"model{tag}", model_path, metadata=offline_model_metadata(name, tags or [], publish))
         return None
     from clearml import OutputModel
 
@@ -403,6 +424,12 @@ def _register_model(run: tracking.Run, model_path, name: str, metrics: dict, fea
     if publish:
         output_model.publish()
     return output_model.id
+
+
+def offline_model_metadata(name: str, tags: list[str], publish: bool) -> dict[str, str]:
+    """Kept with an offline run's model artifact: the name, tags and publication the model gets online, which
+    push_offline.py gives it when it registers the model (audioclf.sync.register_models)."""
+    return {"model_name": name, "model_tags": json.dumps(list(tags)), "model_publish": json.dumps(bool(publish))}
 
 
 def model_metadata(metrics: dict, feature_config: dict) -> dict[str, dict[str, str]]:
@@ -424,4 +451,4 @@ def model_metadata(metrics: dict, feature_config: dict) -> dict[str, dict[str, s
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    stopping.run_script(main, "training")

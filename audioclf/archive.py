@@ -30,6 +30,8 @@ from pathlib import Path, PurePosixPath
 
 from tqdm import tqdm
 
+from .errors import UserError
+
 MARKER = ".extracted.json"
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", ".tar", ".zip")
 HAS_DATA_FILTER = hasattr(tarfile, "data_filter")
@@ -37,7 +39,7 @@ _FILTER_ERRORS = getattr(tarfile, "FilterError", ())  # an empty tuple catches n
 _SKIPPED_PREFIXES = ("__MACOSX/",)  # macOS resource forks in zips made by Finder
 
 
-class ArchiveError(ValueError):
+class ArchiveError(UserError):
     """An archive that cannot or must not be extracted; the message names the archive and the member."""
 
 

@@ -7,6 +7,8 @@ import argparse
 import math
 import re
 
+from .errors import UserError
+
 
 def _number(kind, text: str):
     try:
@@ -36,8 +38,20 @@ non_negative_float = _bounded(float, "non_negative_float", lambda v: v >= 0, "0 
 unit_float = _bounded(float, "unit_float", lambda v: 0 <= v < 1, "at least 0 and below 1")  # [0, 1)
 
 
+DEVICE_CHOICES = "'auto' (CUDA when available), 'cpu', 'cuda' or 'cuda:N'"
+
+
+def device_name(text: str) -> str:
+    """argparse type of --device: 'auto', 'cpu', 'cuda' or 'cuda:N' (checked here, without torch, so that a typo
+    such as 'gpu' stops the run before any work; whether CUDA is there is checked by device.resolve_device)."""
+    value = str(text).strip().lower()
+    if value in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", value):
+        return value
+    raise argparse.ArgumentTypeError(f"expected {DEVICE_CHOICES}, got {text!r}")
+
+
 def parse_fold_list(value: str) -> list[int] | None:
-    """'1,2,3' -> [1, 2, 3]; 'all' -> None (every fold). Raises ValueError on anything else.
+    """'1,2,3' -> [1, 2, 3]; 'all' -> None (every fold). Raises UserError on anything else.
 
     Also reads back what ClearML records in Args/ for an argparse value that was
     already a list ('[1, 2, 3]', "['1,2,3']", '[]' for all): a task that an
@@ -52,7 +66,7 @@ def parse_fold_list(value: str) -> list[int] | None:
         return None
     parts = [v for v in cleaned.split(",") if v]
     if not parts or not all(v.isdigit() for v in parts):
-        raise ValueError(f"expected 'all' or fold numbers like 1,2,3; got {value!r}")
+        raise UserError(f"expected 'all' or fold numbers like 1,2,3; got {value!r}")
     return sorted({int(v) for v in parts})
 
 
@@ -60,7 +74,7 @@ def fold_list(value: str) -> list[int]:
     """argparse type of --folds: 'all' -> [] (every fold of the dataset, resolved later); '1,2,3' -> [1, 2, 3]."""
     try:
         folds = parse_fold_list(value)
-    except ValueError:
+    except UserError:
         raise argparse.ArgumentTypeError(f"--folds takes 'all' or fold numbers like 1,2,3; got {value!r}")
     return [] if folds is None else folds
 
@@ -203,7 +217,7 @@ def stage_overrides(parser: argparse.ArgumentParser, text: str, flag: str, reser
     """A stage's flags given to the pipeline as one string (``--training-args "--lr 3e-3 --no-amp"``), checked by
     the stage's own parser: {argparse dest: value as typed} (a switch: "True"). ``reserved``: the stage's flags
     that the pipeline sets itself -> the pipeline flag to use instead. ``required``: placeholder arguments for the
-    stage's required flags (its dataset id, which the pipeline hands over). ValueError naming ``flag``."""
+    stage's required flags (its dataset id, which the pipeline hands over). UserError naming ``flag``."""
     import contextlib
     import io
     import shlex
@@ -211,7 +225,7 @@ def stage_overrides(parser: argparse.ArgumentParser, text: str, flag: str, reser
     try:
         tokens = shlex.split(text)
     except ValueError as exc:
-        raise ValueError(f"{flag}: {exc}") from None
+        raise UserError(f"{flag}: {exc}") from None
     actions = parser._option_string_actions  # option string -> action (argparse's own table)
     overrides: dict[str, str] = {}
     rest = list(tokens)
@@ -220,19 +234,19 @@ def stage_overrides(parser: argparse.ArgumentParser, text: str, flag: str, reser
         name, equals, value = token.partition("=")
         action = actions.get(name)
         if action is None:
-            raise ValueError(f"{flag}: {token!r} is not a flag of {parser.prog}" + (
+            raise UserError(f"{flag}: {token!r} is not a flag of {parser.prog}" + (
                 "; see its --help" if name.startswith("-") else " (expected --flag [value])"))
         if action.dest in reserved or name in reserved:
             instead = reserved.get(name) or reserved[action.dest]
-            raise ValueError(f"{flag}: {name} is set by the pipeline; use {instead}")
+            raise UserError(f"{flag}: {name} is set by the pipeline; use {instead}")
         if action.nargs == 0:  # a switch
             if equals:
-                raise ValueError(f"{flag}: {name} takes no value")
+                raise UserError(f"{flag}: {name} takes no value")
             overrides[action.dest] = "True"
             continue
         if not equals:
             if not rest:
-                raise ValueError(f"{flag}: {name} needs a value")
+                raise UserError(f"{flag}: {name} needs a value")
             value = rest.pop(0)
         overrides[action.dest] = value
     # The stage's own parser decides whether the values are valid (types, choices, ranges).
@@ -242,21 +256,24 @@ def stage_overrides(parser: argparse.ArgumentParser, text: str, flag: str, reser
             parse_quietly(parser, [*required, *tokens])
     except SystemExit:
         message = errors.getvalue().strip().splitlines()[-1] if errors.getvalue().strip() else "invalid"
-        raise ValueError(f"{flag}: {message.split('error: ', 1)[-1]}") from None
+        raise UserError(f"{flag}: {message.split('error: ', 1)[-1]}") from None
     return overrides
 
 
 def flag_pairs(text: str, flag: str) -> dict[str, str]:
     """'--width 24 --no-amp --test-fold=9' -> {'width': '24', 'no_amp': 'True', 'test_fold': '9'}: a stage's flags as
     argparse dests (this project's flags are their dests with dashes) without its parser, for a process that
-    cannot import the stage (the pipeline controller on an agent). ValueError naming ``flag``."""
+    cannot import the stage (the pipeline controller on an agent). UserError naming ``flag``."""
     import shlex
 
-    tokens, pairs = shlex.split(text), {}
+    try:
+        tokens, pairs = shlex.split(text), {}
+    except ValueError as exc:  # an unclosed quote
+        raise UserError(f"{flag}: {exc}") from None
     while tokens:
         token = tokens.pop(0)
         if not token.startswith("--"):
-            raise ValueError(f"{flag}: expected --flag [value], got {token!r}")
+            raise UserError(f"{flag}: expected --flag [value], got {token!r}")
         name, equals, value = token[2:].partition("=")
         if not equals:
             value = tokens.pop(0) if tokens and not tokens[0].startswith("--") else "True"

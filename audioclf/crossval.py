@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .cli import parse_fold_list  # noqa: F401  (read back by the agents; kept importable from here)
+from .errors import UserError
 
 
 def summarize_folds(per_fold: list[dict], matrices: list[np.ndarray]) -> tuple[pd.DataFrame, dict, np.ndarray]:
@@ -23,17 +24,17 @@ def summarize_folds(per_fold: list[dict], matrices: list[np.ndarray]) -> tuple[p
     UrbanSound8K papers report), and the summed confusion matrix.
     """
     if not per_fold:
-        raise ValueError("no folds to summarize")
+        raise UserError("no folds to summarize")
     if len(per_fold) != len(matrices):
-        raise ValueError(f"{len(per_fold)} fold results but {len(matrices)} confusion matrices")
+        raise UserError(f"{len(per_fold)} fold results but {len(matrices)} confusion matrices")
     shapes = {m.shape for m in matrices}
     if len(shapes) != 1:
-        raise ValueError(f"confusion matrices differ in shape: {sorted(shapes)}")
+        raise UserError(f"confusion matrices differ in shape: {sorted(shapes)}")
     table = pd.DataFrame([{"test_fold": int(m["test_fold"]), "accuracy": float(m["test"]["accuracy"]),
                            "f1_macro": float(m["test"]["f1_macro"]), "num_test": int(m.get("num_test", 0))}
                           for m in per_fold]).sort_values("test_fold").reset_index(drop=True)
     if table["test_fold"].duplicated().any():
-        raise ValueError(f"a test fold appears twice: {table['test_fold'].tolist()}")
+        raise UserError(f"a test fold appears twice: {table['test_fold'].tolist()}")
     summary = {"folds": table["test_fold"].tolist()}
     for name in ("accuracy", "f1_macro"):
         summary[f"{name}_mean"] = float(table[name].mean())
@@ -47,7 +48,7 @@ def load_run_dirs(run_dirs: list[Path]) -> tuple[list[dict], list[np.ndarray], l
     for run_dir in run_dirs:
         metrics_file, matrix_file = Path(run_dir) / "metrics.json", Path(run_dir) / "confusion_matrix.csv"
         if not metrics_file.is_file() or not matrix_file.is_file():
-            raise ValueError(f"{run_dir} is not a finished training run folder (metrics.json, confusion_matrix.csv)")
+            raise UserError(f"{run_dir} is not a finished training run folder (metrics.json, confusion_matrix.csv)")
         per_fold.append(json.loads(metrics_file.read_text()))
         frame = pd.read_csv(matrix_file, index_col=0)
         matrices.append(frame.to_numpy(dtype=np.int64))
@@ -56,12 +57,22 @@ def load_run_dirs(run_dirs: list[Path]) -> tuple[list[dict], list[np.ndarray], l
 
 
 def load_tasks(task_ids: list[str]) -> tuple[list[dict], list[np.ndarray], list[str]]:
-    """The same from ClearML training tasks (their ``metrics`` and ``confusion_matrix`` artifacts)."""
+    """The same from ClearML training tasks (their ``metrics`` and ``confusion_matrix`` artifacts). A UserError
+    names an id that is no task, or a task that is not a finished single-fold training run."""
     from clearml import Task
 
     per_fold, matrices, class_names = [], [], []
     for task_id in task_ids:
-        task = Task.get_task(task_id=task_id)
+        try:
+            task = Task.get_task(task_id=task_id)
+        except ValueError as exc:  # the SDK's answer to an unknown id
+            raise UserError(f"--training-tasks {task_id}: no such task ({exc}); pass the ids of training tasks") \
+                from None
+        missing = [name for name in ("metrics", "confusion_matrix") if name not in task.artifacts]
+        if missing:
+            raise UserError(f"--training-tasks {task_id}: task {task.name!r} ({task.get_status()}) has no "
+                            f"{' and no '.join(missing)} artifact: pass the ids of completed training.py runs of "
+                            "one test fold each")
         per_fold.append(task.artifacts["metrics"].get())
         frame = task.artifacts["confusion_matrix"].get()  # index: true class, columns: predicted
         matrices.append(np.asarray(frame.to_numpy(), dtype=np.int64))

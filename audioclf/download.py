@@ -32,6 +32,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from . import atomic, locks
+from .errors import UserError
 
 CHUNK = 1 << 20
 RETRY_WAIT = 2.0  # seconds before the first retry; the n-th waits n times as long
@@ -41,10 +42,8 @@ _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
 _TRANSIENT = (ConnectionError, TimeoutError, socket.timeout, http.client.HTTPException, urllib.error.URLError)
 
 
-class DownloadError(RuntimeError):
+class DownloadError(UserError):
     """A download failed; the message names the URL, the file and what to do."""
-
-    user_error = True  # tracking.user_message: shown as one line, no traceback
 
 
 class ChecksumError(DownloadError):

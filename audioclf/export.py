@@ -40,6 +40,7 @@ import torch
 
 from . import atomic
 from .audio import PAD_WORDS
+from .errors import UserError
 from .features import FeatureConfig
 from .models import AudioClassifier, load_model
 
@@ -51,7 +52,7 @@ METADATA_KEY = "audioclf"  # ONNX metadata property / TorchScript extra file "au
 INPUT_NAME, OUTPUT_NAME = "spectrogram", "logits"
 
 
-class ExportMismatch(RuntimeError):
+class ExportMismatch(UserError):
     """The exported model's outputs differ from PyTorch's by more than the tolerance."""
 
 
@@ -160,8 +161,8 @@ def save_onnx(model: AudioClassifier, path: Path, example: torch.Tensor, metadat
         import onnx
         import onnxscript  # noqa: F401  (the dynamo exporter needs it; say so clearly when missing)
     except ImportError as exc:
-        raise RuntimeError(f"ONNX export needs the packages onnx and onnxscript ({exc}); "
-                           "pip install onnx onnxscript onnxruntime") from exc
+        raise UserError(f"ONNX export needs the packages onnx and onnxscript ({exc}); "
+                        "pip install onnx onnxscript onnxruntime") from exc
     batch = torch.export.Dim("batch", min=1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -178,7 +179,7 @@ def run_onnx(path: Path | str, x: torch.Tensor) -> np.ndarray:
     try:
         import onnxruntime as ort
     except ImportError as exc:
-        raise RuntimeError(f"checking an ONNX export needs onnxruntime ({exc}); pip install onnxruntime") from exc
+        raise UserError(f"checking an ONNX export needs onnxruntime ({exc}); pip install onnxruntime") from exc
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     return session.run([OUTPUT_NAME], {INPUT_NAME: x.numpy()})[0]
 

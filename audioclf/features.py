@@ -25,6 +25,7 @@ import torch
 import torchaudio
 
 from .audio import PAD_MODES
+from .errors import UserError
 
 FEATURE_FORMAT_VERSION = 1
 
@@ -58,7 +59,7 @@ class FeatureConfig:
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
-            raise ValueError(f"invalid feature config values for {', '.join(bad)}: {self}")
+            raise UserError(f"invalid feature config values for {', '.join(bad)}: {self}")
 
     @property
     def num_samples(self) -> int:
@@ -81,7 +82,7 @@ class FeatureConfig:
         known = {f.name for f in fields(cls)}
         unknown = set(values) - known
         if unknown:
-            raise ValueError(f"unknown feature config keys {sorted(unknown)}; known: {sorted(known)}")
+            raise UserError(f"unknown feature config keys {sorted(unknown)}; known: {sorted(known)}")
         # A config written before "pad" existed (features.json, a model file) was made with silence after
         # the clip: it keeps "zero", whatever today's default, so a model is served as it was trained.
         return cls(**{"pad": "zero", **values})

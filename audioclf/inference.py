@@ -40,6 +40,7 @@ import torch
 
 from .audio import OVERFLOW, AudioDecodeError, fit_length
 from .device import resolve_device
+from .errors import UserError
 from .features import FeatureConfig, LogMel
 from .models import AudioClassifier, load_model
 
@@ -50,7 +51,7 @@ DECODE_BLOCK_S = 30.0  # seconds of source audio decoded and resampled at a time
 AGGREGATE = "mean of the window probabilities"
 
 
-class ModelNotFound(LookupError):
+class ModelNotFound(UserError):
     """MODEL is neither a model file nor a ClearML model or task id that could be fetched."""
 
 
@@ -286,13 +287,13 @@ class Classifier:
         window_s = self.config.duration_s if window_s is None else window_s
         hop_s = window_s / 2 if hop_s is None else hop_s
         if not 0 < window_s <= self.config.duration_s + 1e-9:
-            raise ValueError(f"--window {window_s}: must be > 0 and at most the model's clip duration "
-                             f"({self.config.duration_s} s); longer windows would be trimmed to it")
+            raise UserError(f"--window {window_s}: must be > 0 and at most the model's clip duration "
+                            f"({self.config.duration_s} s); longer windows would be trimmed to it")
         window = round(window_s * self.config.sample_rate)
         hop = round(hop_s * self.config.sample_rate)
         if window < 1 or hop < 1:
-            raise ValueError(f"--window {window_s} / --hop {hop_s}: must each span at least one sample "
-                             f"at {self.config.sample_rate} Hz")
+            raise UserError(f"--window {window_s} / --hop {hop_s}: must each span at least one sample "
+                            f"at {self.config.sample_rate} Hz")
         return window, hop
 
     def file_windows(self, path: Path | str, window_s: float | None = None,

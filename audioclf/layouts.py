@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import UserError
+
 URBANSOUND8K_COLUMNS = ("slice_file_name", "fsID", "start", "end", "salience", "fold", "classID", "class")
 URBANSOUND8K_CSV = Path("metadata") / "UrbanSound8K.csv"
 ESC50_COLUMNS = ("filename", "fold", "target", "category", "esc10", "src_file", "take")
@@ -16,7 +18,7 @@ ESC50_CSV = Path("meta") / "esc50.csv"
 _SEARCH_DEPTH = 2  # a layout root may sit this many folders below the given folder (UrbanSound8K/, ESC-50-master/)
 
 
-class SourceError(ValueError):
+class SourceError(UserError):
     pass
 
 

@@ -33,8 +33,10 @@ import pandas as pd
 import soundfile as sf
 from tqdm import tqdm
 
+from .errors import UserError
 from .layouts import (ESC50, ESC50_COLUMNS, ESC50_CSV, LAYOUTS, URBANSOUND8K, URBANSOUND8K_COLUMNS,  # noqa: F401
                       URBANSOUND8K_CSV, Layout)
+from .stopping import cancelled_on_error
 
 NORMALIZED_COLUMNS = ("filepath", "fold", "label", "class")
 METADATA_FILE = "metadata.csv"  # the normalized table, stored at the root of the raw dataset
@@ -45,7 +47,7 @@ MISSING = "listed in the metadata but missing on disk"
 UNLISTED = "not in metadata"
 
 
-class MetadataError(ValueError):
+class MetadataError(UserError):
     """The metadata table is unusable; the message says what to fix."""
 
 
@@ -405,7 +407,7 @@ def check_clips(table: pd.DataFrame, root: Path, audio_dir: str = "audio", liste
     """
     root = Path(root)
     paths = table["filepath"].astype(str).tolist()
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool, cancelled_on_error(pool):
         probed = list(tqdm(pool.map(lambda rel: inspect_clip(root / rel), paths), total=len(paths),
                            desc="checking clips", unit="clip", disable=not progress))
     reasons = [reason for reason, _ in probed]

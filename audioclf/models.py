@@ -15,9 +15,8 @@ from torch import nn
 from torchvision import models as tv
 
 from . import atomic
-
-ARCHITECTURES = ("cnn", "compact", "resnet18", "resnet34", "efficientnet_b0", "mobilenet_v3")
-CNN_ARCHITECTURES = ("cnn", "compact")  # the ones that take --width
+from .errors import UserError
+from .train_config import ARCHITECTURES, CNN_ARCHITECTURES  # noqa: F401  (re-exported: named there, without torch)
 COMPACT_WIDTH = 16  # "compact" is the CNN at this width: the old default, fastest on a CPU
 DEFAULT_WIDTH = 32  # "cnn"'s base channels unless --width says otherwise
 CNN_MIN_SIZE = 16  # mel bands and frames the CNNs need: four 2x2 max-pools leave at least one of each
@@ -106,7 +105,7 @@ def torchvision_backbone(arch: str, num_classes: int, pretrained: bool = False,
         try:
             model.load_state_dict(state)
         except RuntimeError as exc:
-            raise ValueError(f"--weights {weights_file} does not hold {arch} weights: {exc}") from exc
+            raise UserError(f"--weights {weights_file} does not hold {arch} weights: {exc}") from exc
     elif pretrained:
         weights = getattr(tv, weights_enum).DEFAULT
         previous = socket.getdefaulttimeout()
@@ -114,7 +113,7 @@ def torchvision_backbone(arch: str, num_classes: int, pretrained: bool = False,
         try:
             state = weights.get_state_dict(progress=False, check_hash=True)
         except Exception as exc:  # URLError, timeout, HTTP errors: no network here
-            raise ValueError(
+            raise UserError(
                 f"--pretrained: could not download the ImageNet weights of {arch} ({type(exc).__name__}: {exc}). "
                 f"Download {weights.url} elsewhere and pass it with --weights FILE, or train from scratch."
             ) from exc
@@ -141,19 +140,19 @@ class AudioClassifier(nn.Module):
                  width: int | None = None, level_norm: bool = False, dropout: float = 0.3, first_convs: int = 1):
         super().__init__()
         if arch not in ARCHITECTURES:
-            raise ValueError(f"unknown model {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
+            raise UserError(f"unknown model {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
         if arch in CNN_ARCHITECTURES and (pretrained or weights_file):
-            raise ValueError(f"the {arch} CNN has no ImageNet weights; --pretrained and --weights need a "
-                             "torchvision model (resnet18, resnet34, efficientnet_b0, mobilenet_v3)")
+            raise UserError(f"the {arch} CNN has no ImageNet weights; --pretrained and --weights need a "
+                            "torchvision model (resnet18, resnet34, efficientnet_b0, mobilenet_v3)")
         if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"--dropout must be in [0, 1), got {dropout}")
+            raise UserError(f"--dropout must be in [0, 1), got {dropout}")
         if first_convs not in (1, 2):
-            raise ValueError(f"--first-convs must be 1 or 2, got {first_convs}")
+            raise UserError(f"--first-convs must be 1 or 2, got {first_convs}")
         if width is not None and width < 1:
-            raise ValueError(f"--width must be a positive number of channels, got {width}")
+            raise UserError(f"--width must be a positive number of channels, got {width}")
         if width is not None and arch == "compact" and width != COMPACT_WIDTH:
-            raise ValueError(f"--width {width}: 'compact' is the CNN at width {COMPACT_WIDTH}; use --model cnn "
-                             f"--width {width}")
+            raise UserError(f"--width {width}: 'compact' is the CNN at width {COMPACT_WIDTH}; use --model cnn "
+                            f"--width {width}")
         self.arch = arch
         self.width = (COMPACT_WIDTH if arch == "compact" else width or DEFAULT_WIDTH) if arch in CNN_ARCHITECTURES \
             else None
@@ -216,8 +215,8 @@ def save_model(path, model: AudioClassifier, class_names: list[str], feature_con
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     bad = non_finite(state)
     if bad:
-        raise ValueError(f"refusing to save a model with non-finite weights ({', '.join(bad[:3])}): training diverged; "
-                         "lower --lr and retrain")
+        raise UserError(f"refusing to save a model with non-finite weights ({', '.join(bad[:3])}): training diverged; "
+                        "lower --lr and retrain")
     atomic.save_torch(path, {
         "format": MODEL_FORMAT,
         "arch": model.arch,
@@ -242,15 +241,15 @@ def load_model(path, map_location: str | torch.device = "cpu") -> tuple[AudioCla
         bundle = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # UnpicklingError, EOFError, RuntimeError, IndexError... from a non-model file
         # One line without torch's text: its advice to retry with weights_only=False would run the file's code.
-        raise ValueError(f"{path} is not a model file of this project (a model.pt written by training.py): "
-                         f"it does not load as weights only ({type(exc).__name__})") from None
+        raise UserError(f"{path} is not a model file of this project (a model.pt written by training.py): "
+                        f"it does not load as weights only ({type(exc).__name__})") from None
     if not isinstance(bundle, dict) or bundle.get("format") != MODEL_FORMAT:
-        raise ValueError(f"{path} is not a model file of this project (a model.pt written by training.py; "
-                         f"expected format {MODEL_FORMAT})")
+        raise UserError(f"{path} is not a model file of this project (a model.pt written by training.py; "
+                        f"expected format {MODEL_FORMAT})")
     bad = non_finite(bundle.get("state_dict", {}))
     if bad:
-        raise ValueError(f"{path} holds non-finite weights ({', '.join(bad[:3])}): the training that wrote it "
-                         "diverged; retrain it with training.py (a lower --lr)")
+        raise UserError(f"{path} holds non-finite weights ({', '.join(bad[:3])}): the training that wrote it "
+                        "diverged; retrain it with training.py (a lower --lr)")
     try:
         # Files from before model_args: the CNN was "compact" at its width, without level normalization.
         model = AudioClassifier(bundle["arch"], bundle["num_classes"], **bundle.get("model_args", {}))
@@ -258,6 +257,6 @@ def load_model(path, map_location: str | torch.device = "cpu") -> tuple[AudioCla
         model.set_normalization(state["mean"], state["std"])  # their shape: per mel band or one scalar
         model.load_state_dict(state)
     except (KeyError, TypeError, RuntimeError) as exc:
-        raise ValueError(f"{path}: the model file is damaged or from an incompatible version ({exc}); "
-                         "retrain it with training.py") from exc
+        raise UserError(f"{path}: the model file is damaged or from an incompatible version ({exc}); "
+                        "retrain it with training.py") from exc
     return model.eval(), bundle

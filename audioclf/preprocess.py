@@ -25,6 +25,7 @@ from tqdm import tqdm
 from . import atomic
 from .audio import OVERFLOW, AudioDecodeError, load_for_features
 from .features import FeatureConfig, LogMel
+from .stopping import cancelled_on_error
 
 
 @dataclass
@@ -119,7 +120,7 @@ def extract_features(
     bar = tqdm(total=len(clips), initial=report.reused, unit="clip", desc="log-mel", disable=not progress)
     chunks = _chunks(todo, chunk_size)
     try:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
+        with ThreadPoolExecutor(max_workers=workers) as pool, cancelled_on_error(pool):
             # Up to IN_FLIGHT chunks per worker are queued: the cores never wait for each other,
             # and memory holds a bounded number of chunks whatever the dataset's size.
             pending = deque(pool.submit(work, c) for c in islice(chunks, IN_FLIGHT * workers))
@@ -142,5 +143,5 @@ def extract_features(
                 bar.update(len(kept) + len(failed))
     finally:
         torch.set_num_threads(threads_before)
-    bar.close()
+        bar.close()  # also when stopped: the bar's line ends, and the next message starts a line of its own
     return report

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from .train_config import TrainConfig
+from .errors import UserError
+from .train_config import ARCHITECTURES, TrainConfig
 
 OBJECTIVE_TITLE, OBJECTIVE_SERIES = "accuracy", "val"  # training.py's per-epoch scalar (TensorBoard accuracy/val)
 # ClearML's objective_metric_sign -> the field of Task.get_last_scalar_metrics()[title][series] it optimizes:
@@ -70,7 +71,7 @@ class Dimension:
 
 
 def parse_dimension(name: str, text: str) -> Dimension:
-    """'LOW:HIGH', 'A,B,C' or 'A' for training.py's argument ``name``; ValueError naming the flag otherwise."""
+    """'LOW:HIGH', 'A,B,C' or 'A' for training.py's argument ``name``; UserError naming the flag otherwise."""
     kind_of, log, _ = SEARCHABLE[name]
     flag = "--" + name.replace("_", "-")
     text = str(text).strip()
@@ -82,11 +83,14 @@ def parse_dimension(name: str, text: str) -> Dimension:
             if not low < high or (log and low <= 0) or (kind_of is float and not (math.isfinite(low) and math.isfinite(high))):
                 raise ValueError(f"expected LOW < HIGH{' and LOW > 0 (a log range)' if log else ''}")
             return Dimension(name, "range", (low, high), log=log)
-        values = tuple(kind_of(v) for v in text.split(",") if v.strip())
+        values = tuple(kind_of(v.strip()) for v in text.split(",") if v.strip())
         if not values:
             raise ValueError("no value")
+        unknown = [v for v in values if name == "model" and v not in ARCHITECTURES]
+        if unknown:
+            raise ValueError(f"unknown model {', '.join(unknown)}; choose among {', '.join(ARCHITECTURES)}")
     except ValueError as exc:
-        raise ValueError(f"{flag} {text!r}: {exc}; give LOW:HIGH, A,B,C or one value") from None
+        raise UserError(f"{flag} {text!r}: {exc}; give LOW:HIGH, A,B,C or one value") from None
     return Dimension(name, "choice" if len(values) > 1 else "fixed", values)
 
 

@@ -44,17 +44,18 @@ from pathlib import Path
 import pandas as pd
 
 from . import atomic, locks
+from .errors import UserError
 
 DATASET_FILE = "dataset.json"
 DRAFT_PREFIX = ".draft-"
 VERIFY_ENV = "AUDIOCLF_VERIFY"  # "1": every get() also checks the sha256 of the files it returns
 
 
-class DatasetNotFound(LookupError):
+class DatasetNotFound(UserError):
     pass
 
 
-class DatasetCorrupt(ValueError):
+class DatasetCorrupt(UserError):
     """A stored dataset or one of its files does not match what was registered."""
 
 

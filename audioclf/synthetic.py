@@ -37,8 +37,8 @@ from __future__ import annotations
 import io
 import json
 import math
+import multiprocessing
 import shutil
-from concurrent.futures import ProcessPoolExecutor
 from functools import cache, lru_cache
 from pathlib import Path
 
@@ -48,8 +48,9 @@ import soundfile as sf
 from scipy import fft as sfft
 from tqdm import tqdm
 
-from . import atomic, street_sounds
+from . import atomic, stopping, street_sounds
 from .acoustics import Recording, capture, draw_recording, room_impulse_response
+from .errors import UserError
 from .sound_models import CLASS_NAMES, NYQ as _NYQ, draw_voice, noise as _noise, render_event
 
 COLUMNS = ["slice_file_name", "fsID", "start", "end", "salience", "fold", "classID", "class"]
@@ -87,7 +88,7 @@ def select_rows(num_clips: int, seed: int) -> pd.DataFrame:
     """
     pool = _pool()
     if not MIN_CLIPS <= num_clips <= len(pool):
-        raise ValueError(f"num_clips must be between {MIN_CLIPS} and {len(pool)}, got {num_clips}")
+        raise UserError(f"num_clips must be between {MIN_CLIPS} and {len(pool)}, got {num_clips}")
     rng = np.random.default_rng(seed)
     cells = pool.groupby(["fold", "classID"]).size()
     base = 1 if num_clips >= len(cells) else 0  # one per cell first, so no fold lacks a class
@@ -311,7 +312,7 @@ def generate_dataset(root: Path | str, num_clips: int = 1000, seed: int = 0, wor
         same = ({k: v for k, v in found.items() if k not in ("version", "complete")}
                 == {k: v for k, v in wanted.items() if k != "version"})
         if not same:
-            raise ValueError(
+            raise UserError(
                 f"{root} is not empty and is not a synthetic dataset with num_clips={num_clips}, "
                 f"seed={seed}{f', shorten={shorten}' if shorten else ''}; use an empty or new directory")
         if found.get("version") == GENERATOR_VERSION and found.get("complete") and csv_path.is_file():
@@ -329,8 +330,10 @@ def generate_dataset(root: Path | str, num_clips: int = 1000, seed: int = 0, wor
     bar = tqdm(total=len(jobs), desc="synthesising clips", unit="clip", disable=not progress)
     with bar:
         if workers > 1:
-            with ProcessPoolExecutor(max_workers=workers) as pool:
-                for _ in pool.map(_render, jobs, chunksize=4):
+            # multiprocessing.Pool, not a ProcessPoolExecutor: leaving its block ends the workers at once, so a
+            # stopped run does not first render every queued clip; the workers leave Ctrl-C to this process.
+            with multiprocessing.Pool(workers, initializer=stopping.worker_init) as pool:
+                for _ in pool.imap(_render, jobs, chunksize=4):
                     bar.update()
         else:
             for job in jobs:

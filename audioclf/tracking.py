@@ -31,7 +31,8 @@ from typing import TYPE_CHECKING
 from clearml import Task
 from clearml.config import config_obj
 
-from . import atomic
+from . import atomic, stopping
+from .errors import UserError
 
 if TYPE_CHECKING:  # pandas is not imported at run time here: the pipeline controller needs only clearml
     import pandas as pd
@@ -196,13 +197,14 @@ class Run:
         """Publish a value the next pipeline step reads (``${step.parameters.General/<name>}``)."""
         self.task.set_parameter(f"General/{name}", value)
 
-    def artifact(self, name: str, obj, preview: str | None = None) -> None:
+    def artifact(self, name: str, obj, preview: str | None = None, metadata: dict | None = None) -> None:
         """``preview``: what the web UI shows for it (default for a table: its text with every column and its
         row and column names, not pandas' repr, which elides the middle columns; a long one's first and last
-        rows)."""
+        rows). ``metadata``: string keys and values kept with it (the artifact's display_data)."""
         if preview is None and hasattr(obj, "to_string"):
             preview = obj.to_string(max_rows=PREVIEW_ROWS)
-        self.task.upload_artifact(name=name, artifact_object=obj, wait_on_upload=self.offline, preview=preview)
+        self.task.upload_artifact(name=name, artifact_object=obj, wait_on_upload=self.offline, preview=preview,
+                                  metadata=metadata)
 
     def name_as(self, name: str) -> None:
         """Name the task ``name``, or the --task-name the user gave (also under an agent, where Task.init keeps
@@ -254,9 +256,27 @@ class Run:
             self.task.mark_stopped(force=True, status_message=reason)
         if status != "completed":
             remove_if_empty(self.run_dir)
-            if self.offline:  # the offline session records no status: say it here, for push_offline.py
+            if self.offline and status == "failed" and not self.run_dir.exists():
+                # Failed before it wrote anything: its session would hold only the arguments and the error, and
+                # push_offline.py's glob would pick it up. Three typos must not leave three sessions behind.
+                self.discard_session()
+            elif self.offline:  # the offline session records no status: say it here, for push_offline.py
                 with contextlib.suppress(OSError):
                     atomic.write_json(self.session_dir / SESSION_STATUS_FILE, {"status": status, "reason": reason})
+
+    def discard_session(self) -> None:
+        """Delete this run's offline session (its folder and the zip the SDK writes on close)."""
+        folder = self.session_dir
+        # The SDK's reporting thread can outlive close() (seen in a process that had run other tasks before): stopped
+        # first, or it dies writing metrics.jsonl into the deleted folder. (A private attribute, clearml 2.1.12.)
+        reporter = getattr(self.task, "_Task__reporter", None)
+        if reporter is not None:
+            with contextlib.suppress(Exception):
+                reporter.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            folder.with_name(folder.name + ".zip").unlink()
+        print(f"ClearML: offline session {folder.name} removed: the run failed before it wrote anything", flush=True)
 
 
 # Written into a failed or stopped run's offline session folder: push_offline.py leaves such sessions out (an
@@ -294,6 +314,15 @@ def start_run(
         flag = queue_flag_of(parser)
         fail(f"{flag} {args.queue} needs a ClearML server, but this run is offline ({why}); drop {flag} to run "
              "here, or configure a server")
+    from clearml.config import running_remotely
+
+    if args.queue and not running_remotely():  # before any task exists: the queue, the code the agent clones
+        from .enqueue import before_enqueue
+
+        try:
+            before_enqueue(f"{parser.prog} {queue_flag_of(parser)} {args.queue}", [args.queue])
+        except UserError as exc:
+            fail(str(exc))
     # Thread reporting instead of a subprocess: offline close() drops from ~10 s to 0 s and the
     # git repository-detection hang goes away (clearml 2.1.12, Task.close / report subprocess).
     overrides: dict = {"sdk": {"development": {"report_use_subprocess": False}}}
@@ -335,6 +364,7 @@ def start_run(
             "Check the server and your clearml.conf / CLEARML_API_* settings, or run without a server: "
             "add --offline (or set CLEARML_OFFLINE_MODE=1)."
         ) from exc
+    stopping.install()  # again: Task.init's exit hook replaced our handlers and swallows SIGTERM (stopping.py)
     # The parser and the namespace it produced, connected explicitly (recorded under Args/; under an agent,
     # parse_args already returned the values set in the UI or by the pipeline). Not task.connect(parser): it
     # looks the namespace up by pairing parsers with parsed namespaces deduplicated by equality, so a second
@@ -376,18 +406,22 @@ def make_run_dir(output_dir: Path, stage: str) -> Path:
 
 @contextlib.contextmanager
 def stage(name: str, args: argparse.Namespace, parser: argparse.ArgumentParser, task_type: str = "data_processing",
-          tags: list[str] | None = None, task_name: Callable[[], str] | None = None) -> Iterator[Run]:
+          tags: list[str] | None = None, task_name: Callable[[], str] | None = None,
+          kept: Callable[[Run], str] | None = None) -> Iterator[Run]:
     """A stage's run, closed however the body ends.
 
-    Success: the task is completed. A user error (bad input, a damaged dataset, a full disk, a folder that
-    cannot be written; see ``user_message``): one line on stderr, no traceback, the task marked failed,
-    exit status 2. Ctrl-C: one line, the task marked stopped, exit status 130. Any other exception is a
-    bug: the task is marked failed and the traceback shown. A failed run's empty run folder is removed."""
+    Success: the task is completed. A user error (a ``UserError``: bad input, a damaged dataset; a full disk,
+    a folder that cannot be written; see ``user_message``): one line on stderr, no traceback, the task marked
+    failed, exit status 2. Ctrl-C, SIGINT or SIGTERM (stopping.py): the task marked stopped with the reason,
+    one line saying what was kept and how to resume (``kept(run)``, the stage's own words), exit status 130 or
+    143. Any other exception is a bug: the task is marked failed and the traceback shown. A failed run's empty
+    run folder is removed, and offline its session too."""
     try:
         run = start_run(name, args, parser, task_type=task_type, tags=tags, name=task_name)
-    except KeyboardInterrupt:
-        print(f"interrupted: {name} stopped before it started", file=sys.stderr)
-        raise SystemExit(130) from None
+    except KeyboardInterrupt as exc:
+        print(f"interrupted: {name} stopped by {stopping.describe(exc)} before it started; nothing was done",
+              file=sys.stderr)
+        raise SystemExit(stopping.exit_status(exc)) from None
     except OSError as exc:
         message = user_message(exc, args.output_dir)
         if message is None:
@@ -395,11 +429,14 @@ def stage(name: str, args: argparse.Namespace, parser: argparse.ArgumentParser, 
         fail(message)
     try:
         yield run
-    except KeyboardInterrupt:
-        run.close("stopped", "interrupted (Ctrl-C)")
-        print(f"interrupted: {name} stopped and its ClearML session was closed; rerun the same command to resume",
-              file=sys.stderr)
-        raise SystemExit(130) from None
+    except KeyboardInterrupt as exc:  # Ctrl-C, and SIGINT or SIGTERM as stopping.Interrupted
+        how = stopping.describe(exc)
+        stopping.close_progress_bars()
+        run.close("stopped", f"stopped by {how}")
+        what = kept(run) if kept else "finished work is kept: rerun the same command to resume"
+        print(f"interrupted: {name} stopped by {how}; its ClearML task is closed as stopped; {what}",
+              file=sys.stderr, flush=True)
+        raise SystemExit(stopping.exit_status(exc)) from None
     except SystemExit as exc:  # fail() inside the body, or execute_remotely handing over to an agent
         failed = exc.code not in (None, 0)
         run.close("failed" if failed else "completed", "bad input" if failed else None)
@@ -429,7 +466,7 @@ def user_message(exc: BaseException, output_dir: Path | None = None) -> str | No
         what = exc.filename or output_dir
         return (f"cannot write {what}: {os.strerror(exc.errno).lower()}; pass an --output-dir you can write to "
                 "(or fix its permissions)")
-    if isinstance(exc, (ValueError, LookupError)) or getattr(exc, "user_error", False):
+    if isinstance(exc, UserError):
         return str(exc)  # bad input, unknown ids, damaged datasets, failed downloads
     return None
 

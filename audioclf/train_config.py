@@ -8,6 +8,9 @@ import json
 from dataclasses import asdict, dataclass, fields, replace
 
 SELECT_MODES = ("last", "best-val")
+# training.py --model (models.py builds them; named here, without torch, for the flags' checks)
+ARCHITECTURES = ("cnn", "compact", "resnet18", "resnet34", "efficientnet_b0", "mobilenet_v3")
+CNN_ARCHITECTURES = ("cnn", "compact")  # the ones that take --width
 
 
 @dataclass

@@ -21,6 +21,7 @@ from torch import nn
 from tqdm import tqdm
 
 from . import atomic, evaluation
+from .errors import UserError
 from .models import AudioClassifier
 from .train_config import OLD_DEFAULTS, SELECT_MODES, TrainConfig, same_config  # noqa: F401  (re-exported: the config lives there)
 
@@ -44,16 +45,16 @@ def split_by_fold(folds: np.ndarray, test_fold: int, val_fold: int) -> Split:
     available = sorted({int(f) for f in folds})
     for name, fold in (("--test-fold", test_fold), ("--val-fold", val_fold)):
         if fold not in available:
-            raise ValueError(f"{name} {fold} is not a fold of this dataset; folds: {available}")
+            raise UserError(f"{name} {fold} is not a fold of this dataset; folds: {available}")
     if len(available) < 3:
-        raise ValueError(f"this dataset has {len(available)} fold(s), {available}: training needs three, one to test "
-                         "on, one to validate on and one or more to train on; put the clips in more folds (the "
-                         "metadata's fold column)")
+        raise UserError(f"this dataset has {len(available)} fold(s), {available}: training needs three, one to test "
+                        "on, one to validate on and one or more to train on; put the clips in more folds (the "
+                        "metadata's fold column)")
     if test_fold == val_fold:
-        raise ValueError(f"--val-fold must differ from --test-fold ({test_fold})")
+        raise UserError(f"--val-fold must differ from --test-fold ({test_fold})")
     train = np.flatnonzero((folds != test_fold) & (folds != val_fold))
     if train.size == 0:
-        raise ValueError("no training clips left after removing the test and validation folds")
+        raise UserError("no training clips left after removing the test and validation folds")
     return Split(train=train, val=np.flatnonzero(folds == val_fold), test=np.flatnonzero(folds == test_fold),
                  test_fold=test_fold, val_fold=val_fold)
 
@@ -64,7 +65,7 @@ def default_val_fold(test_fold: int, folds: list[int]) -> int:
     return ordered[ordered.index(test_fold) - 1] if test_fold in ordered else test_fold - 1
 
 
-class FeatureFileError(ValueError):
+class FeatureFileError(UserError):
     """A spectrogram file that cannot be trained on; the message names it and the fix."""
 
 
@@ -168,13 +169,13 @@ def load_checkpoint(path: Path) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise ValueError(f"--resume {path}: not a readable checkpoint ({type(exc).__name__}: {exc})") from exc
+        raise UserError(f"--resume {path}: not a readable checkpoint ({type(exc).__name__}: {exc})") from exc
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"--resume {path} is not a training checkpoint (expected format {CHECKPOINT_FORMAT})")
+        raise UserError(f"--resume {path} is not a training checkpoint (expected format {CHECKPOINT_FORMAT})")
     return state
 
 
-class NonFiniteError(ValueError):
+class NonFiniteError(UserError):
     """Training diverged (a NaN or Inf loss or weight); nothing is saved."""
 
 
@@ -217,9 +218,9 @@ def fit(
     and the history. Raises NonFiniteError when the loss or the weights stop being finite.
     """
     if cfg.batch_size < 1 or cfg.epochs < 1:
-        raise ValueError(f"--batch-size and --epochs must be at least 1 (got {cfg.batch_size}, {cfg.epochs})")
+        raise UserError(f"--batch-size and --epochs must be at least 1 (got {cfg.batch_size}, {cfg.epochs})")
     if cfg.select not in SELECT_MODES:
-        raise ValueError(f"--select {cfg.select!r}: choose one of {', '.join(SELECT_MODES)}")
+        raise UserError(f"--select {cfg.select!r}: choose one of {', '.join(SELECT_MODES)}")
     torch.manual_seed(cfg.seed)
     generator = torch.Generator().manual_seed(cfg.seed)
     x = x.to(device)  # float16 on the device; batches are cast to float32 when taken
@@ -248,17 +249,17 @@ def fit(
     first_epoch = 1
     if resume is not None:
         if not same_config(resume["train_config"], cfg) or resume["folds"] != [split.test_fold, split.val_fold]:
-            raise ValueError("--resume: the checkpoint was made with another training config or folds "
-                             f"({resume['train_config']}, folds {resume['folds']}); rerun with the same arguments")
+            raise UserError("--resume: the checkpoint was made with another training config or folds "
+                            f"({resume['train_config']}, folds {resume['folds']}); rerun with the same arguments")
         if data is not None and resume.get("data") not in (None, data):
-            raise ValueError(f"--resume: the checkpoint was made on other data ({resume['data']}), not on "
-                             f"{data}; resume with the dataset it was made on, or start afresh")
+            raise UserError(f"--resume: the checkpoint was made on other data ({resume['data']}), not on "
+                            f"{data}; resume with the dataset it was made on, or start afresh")
         try:
             model.load_state_dict(resume["model"])
         except RuntimeError as exc:  # another class count or input shape than this dataset's
-            raise ValueError("--resume: the checkpoint's model does not fit this dataset (other classes or feature "
-                             f"shape: {str(exc).splitlines()[-1].strip()}); resume with the dataset it was made "
-                             "on") from exc
+            raise UserError("--resume: the checkpoint's model does not fit this dataset (other classes or feature "
+                            f"shape: {str(exc).splitlines()[-1].strip()}); resume with the dataset it was made "
+                            "on") from exc
         if averaged is not None:
             averaged.load_state_dict(resume["averaged"])
         optimizer.load_state_dict(resume["optimizer"])

@@ -76,6 +76,7 @@ from train import SEED_BATCH, SEED_GAMMA, SEED_LR, SEED_MOMENTUM, SEED_STEP_SIZE
 
 from audioclf import evaluation, metadata  # noqa: E402
 from audioclf.crossval import parse_fold_list  # noqa: E402
+from audioclf.errors import UserError  # noqa: E402
 from audioclf.device import resolve_device  # noqa: E402
 from audioclf.features import FeatureConfig  # noqa: E402
 from audioclf.models import AudioClassifier  # noqa: E402
@@ -121,7 +122,7 @@ def seed_list(text: str) -> list[int]:
     """'--seeds': training seeds like 0,1,2 (the syntax of --folds, without 'all')."""
     try:
         seeds = parse_fold_list(text)
-    except ValueError:
+    except UserError:
         seeds = None
     if not seeds:
         raise argparse.ArgumentTypeError(f"--seeds takes seed numbers like 0,1,2; got {text!r}")
@@ -132,7 +133,7 @@ def fold_list(text: str) -> list[int]:
     """'--folds': 'all' -> [] (every fold of the data); '1,4,7' -> [1, 4, 7]."""
     try:
         folds = parse_fold_list(text)
-    except ValueError:
+    except UserError:
         raise argparse.ArgumentTypeError(f"--folds takes 'all' or fold numbers like 1,4,7,10; got {text!r}") from None
     return folds or []
 

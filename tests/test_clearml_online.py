@@ -41,7 +41,8 @@ import pipeline
 import preprocessing
 import push_offline
 import training
-from audioclf import cli, clearml_store, crossval, sync, tracking
+from audioclf import cli, clearml_store, crossval, enqueue, sync, tracking
+from audioclf.errors import UserError
 from audioclf.store import LocalStore
 from clearml import Dataset, Logger, OutputModel, PipelineController, Task
 from clearml.backend_api.session import client as api_client_module
@@ -124,6 +125,8 @@ def online(monkeypatch, tmp_path):
     monkeypatch.setattr(tracking, "config_obj", config)
     monkeypatch.setattr(tracking, "decide_offline", lambda offline_flag: (False, ONLINE_REASON))
     monkeypatch.setattr(clearml_store, "Dataset", server.Dataset)
+    # The checks before enqueueing need a server and a pushed repository (tests/test_enqueue_checks.py has them).
+    monkeypatch.setattr(enqueue, "before_enqueue", lambda *args, **kwargs: None)
     return SimpleNamespace(Task=task_cls, task=task, logger=logger, config=config, server=server,
                            out=tmp_path / "outputs")
 
@@ -642,7 +645,7 @@ def launch(monkeypatch):
 
     def check_queues(queues):
         checked.append(list(queues))
-        return ["queue 'gpu' has no agent listening: start one with: clearml-agent daemon --queue gpu --gpus 0"]
+        return [], ["queue 'gpu' has no agent listening: start one with: clearml-agent daemon --queue gpu --gpus 0"]
 
     pipe._task = create_autospec(Task, instance=True)
     pipe._task.get_output_log_web_page.return_value = "https://app.example/projects/p/tasks/ctrl/output/log"
@@ -652,7 +655,9 @@ def launch(monkeypatch):
                "training": {"test_fold": 10, "test": {"accuracy": 0.5, "f1_macro": 0.4}, "model_id": "m-1",
                             "status": "completed", "url": "u3"}}
     monkeypatch.setattr(pipeline, "build_controller", lambda args, parser=None: pipe)
-    monkeypatch.setattr(pipeline, "check_queues", check_queues)
+    monkeypatch.setattr(enqueue, "check_queues", check_queues)
+    # The code check needs a pushed repository: tests/test_enqueue_checks.py has it.
+    monkeypatch.setattr(enqueue.repository, "check_before_enqueue", lambda root, what: [])
     monkeypatch.setattr(pipeline, "online_results", lambda p: results)
     monkeypatch.setattr(tracking, "decide_offline", lambda flag: (False, ONLINE_REASON))
     return SimpleNamespace(pipe=pipe, checked=checked, results=results)
@@ -690,10 +695,24 @@ def test_run_online_launches_even_when_the_queue_check_fails(launch, monkeypatch
     def broken(queues):
         raise ConnectionError("server went away")
 
-    monkeypatch.setattr(pipeline, "check_queues", broken)
+    monkeypatch.setattr(enqueue, "check_queues", broken)
     pipeline.main([])
     launch.pipe.start.assert_called_once_with(queue="services")
     assert "could not check the queues (ConnectionError: server went away)" in capsys.readouterr().err
+
+
+def test_run_online_refuses_a_queue_that_does_not_exist_before_any_task_exists(launch, monkeypatch, capsys):
+    """Issue 34, item 6: the steps on a queue that does not exist would never start; refused before the
+    controller's task is created, naming the command that creates the queue."""
+    missing = "queue 'gpu' does not exist: create it in the web UI (Orchestration > Queues) or start an agent with: " \
+              "clearml-agent daemon --queue gpu --create-queue"
+    monkeypatch.setattr(enqueue, "check_queues", lambda queues: ([missing], []))
+    built = []
+    monkeypatch.setattr(pipeline, "build_controller", lambda args: built.append(args))
+    with pytest.raises(SystemExit) as exc:
+        pipeline.main(["--local"])
+    assert exc.value.code == 2 and not built
+    assert capsys.readouterr().err.strip().splitlines() == [f"error: {missing}"]
 
 
 def test_run_locally_runs_the_controller_and_the_steps_here_from_the_repository(launch, monkeypatch, tmp_path,
@@ -768,32 +787,32 @@ def _with_client(monkeypatch, queues, workers):
 
 def test_check_queues_missing_queue(monkeypatch):
     client = _with_client(monkeypatch, queues=[("default", "q-default")], workers=[["q-default"]])
-    warnings = pipeline.check_queues(["default", "gpu"])
-    assert len(warnings) == 1
-    assert "'gpu' does not exist" in warnings[0]
-    assert "clearml-agent daemon --queue gpu --create-queue" in warnings[0]
+    missing, unserved = enqueue.check_queues(["default", "gpu"])
+    assert len(missing) == 1 and unserved == []
+    assert "'gpu' does not exist" in missing[0]
+    assert "clearml-agent daemon --queue gpu --create-queue" in missing[0]
     assert client.queues.get_all.call_args_list == [call(name="^default$"), call(name="^gpu$")]
 
 
 def test_check_queues_queue_without_worker(monkeypatch):
     _with_client(monkeypatch, queues=[("default", "q1"), ("gpu", "q2"), ("services", "q3")], workers=[["q1"]])
-    warnings = pipeline.check_queues(["default", "gpu", "services"])
-    assert len(warnings) == 2
+    missing, warnings = enqueue.check_queues(["default", "gpu", "services"])
+    assert len(warnings) == 2 and missing == []
     assert "'gpu' has no agent listening" in warnings[0] and "clearml-agent daemon --queue gpu --gpus 0" in warnings[0]
     assert "clearml-agent daemon --queue services --services-mode" in warnings[1]
 
 
 def test_check_queues_served_queues_give_no_warning(monkeypatch):
     _with_client(monkeypatch, queues=[("default", "q1"), ("gpu", "q2")], workers=[["q1"], ["q2", "q1"]])
-    assert pipeline.check_queues(["default", "gpu", "default"]) == []
+    assert enqueue.check_queues(["default", "gpu", "default"]) == ([], [])
 
 
 def test_check_queues_matches_names_exactly(monkeypatch):
     # The server filters by regex: 'gpu' also matches 'gpu-big', and 'a.b' matches 'aXb'.
     _with_client(monkeypatch, queues=[("gpu-big", "q-big"), ("gpu", "q-gpu"), ("aXb", "q-axb"), ("a.b", "q-ab")],
                  workers=[["q-big", "q-axb"]])
-    warnings = pipeline.check_queues(["gpu", "a.b"])
-    assert len(warnings) == 2
+    missing, warnings = enqueue.check_queues(["gpu", "a.b"])
+    assert len(warnings) == 2 and missing == []
     assert "'gpu' has no agent" in warnings[0] and "'a.b' has no agent" in warnings[1]
 
 
@@ -823,7 +842,7 @@ def test_summarize_folds_mean_population_std_and_summed_matrix():
     ([_fold(1, 1, 1), _fold(2, 0, 0)], [np.eye(2), np.eye(3)], "differ in shape"),
 ], ids=["empty", "duplicate-fold", "lengths", "shapes"])
 def test_summarize_folds_rejects_bad_input(per_fold, matrices, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(UserError, match=message):
         crossval.summarize_folds(per_fold, matrices)
 
 
@@ -929,6 +948,26 @@ def test_push_selected_dataset_brings_its_ancestors_only(local_store, pushed_to,
     assert len(pushed_to.created()) == 1
     id_map = sync.push_datasets(local_store, [offline_runs.features["dataset_id"]])
     assert len(id_map) == 2 and len(pushed_to.created()) == 2
+
+
+def test_the_model_file_of_an_offline_training_session_is_found_in_its_folder_and_its_zip(offline_runs):
+    """Issue 34, item 2: what push_offline.py registers as the imported task's output model (the registration
+    itself needs a server: tests/integration/test_serving_online.py)."""
+    training_run = offline_runs.trainings[0]
+    session = Path(training_run["session_dir"])
+    model_file = Path(training_run["model_path"]).read_bytes()
+    (name, (path, fold)), = sync.session_models(session).items()
+    assert (name, fold) == ("model", None) and path.read_bytes() == model_file
+    # Registered as training.py registers it online: named after the run's settings, tagged, published.
+    wanted = sync.session_model_settings(session)["model"]
+    assert wanted["name"].startswith("audio classifier cnn fold ") and wanted["publish"] is True
+    assert tracking.SERVING_TAG in wanted["tags"] and "cnn" in wanted["tags"]
+    with sync._session_folder(session.with_name(session.name + ".zip")) as extracted:
+        assert extracted != session
+        (path,) = [p for p, _ in sync.session_models(extracted).values()]
+        assert path.read_bytes() == model_file
+    assert not extracted.exists(), "the zip's temporary folder is removed"
+    assert sync.session_models(session.parent / "no-such-session") == {}
 
 
 def test_import_sessions_imports_each_session(monkeypatch, tmp_path):

@@ -11,6 +11,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 import cv_sweep  # noqa: E402
 
+from audioclf.errors import UserError  # noqa: E402
 from audioclf.synthetic import generate_dataset  # noqa: E402
 
 
@@ -100,7 +101,7 @@ def test_shorten_makes_about_half_the_clips_short_and_keeps_the_others():
 def test_a_shortened_dataset_is_not_mistaken_for_the_plain_one(tmp_path):
     root = tmp_path / "data"
     generate_dataset(root, num_clips=60, seed=0, progress=False)
-    with pytest.raises(ValueError, match="shorten=0.42"):
+    with pytest.raises(UserError, match="shorten=0.42"):
         generate_dataset(root, num_clips=60, seed=0, progress=False, shorten=0.42)
 
 

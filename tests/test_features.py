@@ -12,6 +12,7 @@ import pytest
 import torch
 import torchaudio
 
+from audioclf.errors import UserError
 from audioclf.features import FeatureConfig, LogMel
 
 # A small config keeps the transforms fast: 0.5 s at 8 kHz -> 4000 samples, 32 mels x 32 frames.
@@ -90,14 +91,14 @@ def test_num_samples_and_num_frames_match_the_logmel_output(config):
     ("top_db", {"top_db": 0.0}),
     ("top_db", {"top_db": -10.0}),
 ])
-def test_invalid_values_raise_value_error_naming_the_field(field, overrides):
-    with pytest.raises(ValueError) as info:
+def test_invalid_values_raise_a_user_error_naming_the_field(field, overrides):
+    with pytest.raises(UserError) as info:
         FeatureConfig(**overrides)
     assert bad_fields(info.value) == {field}
 
 
 def test_every_invalid_field_is_named():
-    with pytest.raises(ValueError) as info:
+    with pytest.raises(UserError) as info:
         FeatureConfig(sample_rate=0, hop_length=0, top_db=-1.0)
     assert {"sample_rate", "hop_length", "top_db"} <= bad_fields(info.value)
 
@@ -116,7 +117,7 @@ def test_boundary_values_are_accepted(overrides):
 
 @pytest.mark.parametrize("f_min", [-100.0, 11025.0, 20000.0])
 def test_invalid_f_min_is_rejected(f_min):
-    with pytest.raises(ValueError) as info:
+    with pytest.raises(UserError) as info:
         FeatureConfig(f_min=f_min)  # sample_rate 22050, f_max None -> Nyquist 11025
     assert "f_min" in bad_fields(info.value)
 
@@ -125,7 +126,7 @@ def test_invalid_f_min_is_rejected(f_min):
 def test_an_accepted_config_can_always_be_computed(duration_s):
     try:
         cfg = FeatureConfig(duration_s=duration_s)  # 0 and 220 samples with n_fft 1024
-    except ValueError:
+    except UserError:
         return
     out = LogMel(cfg)(torch.zeros(1, cfg.num_samples))
     assert out.shape == (1, cfg.n_mels, cfg.num_frames)
@@ -154,12 +155,12 @@ def test_from_dict_uses_defaults_for_absent_keys_but_zero_padding_for_configs_fr
 
 def test_from_dict_rejects_unknown_keys():
     data = {**FeatureConfig().to_dict(), "n_mfcc": 13}
-    with pytest.raises(ValueError, match="n_mfcc"):
+    with pytest.raises(UserError, match="n_mfcc"):
         FeatureConfig.from_dict(data)
 
 
 def test_from_dict_validates_values():
-    with pytest.raises(ValueError) as info:
+    with pytest.raises(UserError) as info:
         FeatureConfig.from_dict({**FeatureConfig().to_dict(), "hop_length": 0})
     assert bad_fields(info.value) == {"hop_length"}
 
@@ -197,7 +198,7 @@ def test_fingerprint_of_a_zero_padded_config_is_the_one_it_had_before_the_pad_fi
 
 
 def test_pad_must_be_a_known_mode():
-    with pytest.raises(ValueError) as info:
+    with pytest.raises(UserError) as info:
         FeatureConfig(pad="mirror")
     assert bad_fields(info.value) == {"pad"}
 

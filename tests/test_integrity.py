@@ -32,6 +32,7 @@ import predict
 import preprocessing
 import training
 from audioclf import atomic, locks, store as store_module
+from audioclf.errors import UserError
 from audioclf.models import AudioClassifier, save_model
 from audioclf.store import DATASET_FILE, DatasetCorrupt, LocalStore, sha256_of
 
@@ -237,7 +238,7 @@ def test_a_model_with_non_finite_weights_is_neither_saved_nor_predicted_with(mad
     model = AudioClassifier("cnn", 3, width=4)
     with torch.no_grad():
         next(model.parameters()).fill_(float("nan"))
-    with pytest.raises(ValueError, match="non-finite"):
+    with pytest.raises(UserError, match="non-finite"):
         save_model(tmp_path / "model.pt", model, ["a", "b", "c"], {}, {}, {})
     assert not (tmp_path / "model.pt").exists() and not list(tmp_path.iterdir())
     bundle_path = tmp_path / "nan.pt"  # as a damaged or hand-made file would hold it

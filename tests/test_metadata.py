@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from audioclf.errors import UserError
 from audioclf.metadata import (
     NORMALIZED_COLUMNS,
     URBANSOUND8K_COLUMNS,
@@ -135,8 +136,8 @@ def test_read_urbansound8k_missing_csv_names_the_file(tmp_path):
     assert str(tmp_path / "metadata" / "UrbanSound8K.csv") in str(info.value)
 
 
-def test_metadata_error_is_a_value_error():
-    assert issubclass(MetadataError, ValueError)
+def test_metadata_error_is_a_user_error():  # shown as one line, no traceback
+    assert issubclass(MetadataError, UserError)
 
 
 def test_read_urbansound8k_missing_columns_names_file_and_columns(tmp_path):

@@ -17,6 +17,7 @@ import optimize
 import preprocessing
 import training
 from audioclf import search
+from audioclf.errors import UserError
 from audioclf.search import Dimension, parse_dimension
 
 
@@ -99,7 +100,7 @@ def test_dimensions_parse(name, text, expected):
 @pytest.mark.parametrize("name,text", [("lr", "0:1e-2"), ("lr", "1e-2:1e-4"), ("batch_size", "a,b"),
                                        ("model", "cnn:compact"), ("mixup", "")])
 def test_bad_dimensions_name_the_flag(name, text):
-    with pytest.raises(ValueError, match="--" + name.replace("_", "-")):
+    with pytest.raises(UserError, match="--" + name.replace("_", "-")):
         parse_dimension(name, text)
 
 
@@ -121,7 +122,7 @@ def test_the_same_space_offline_and_online():
 def test_train_args_become_args_pairs_for_the_base_task():
     assert optimize.train_args_pairs("--width 24 --no-amp --test-fold=9") == [
         ("width", "24"), ("no_amp", "True"), ("test_fold", "9")]
-    with pytest.raises(ValueError, match="--train-args"):
+    with pytest.raises(UserError, match="--train-args"):
         optimize.train_args_pairs("width 24")
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from audioclf.errors import UserError
 from audioclf.store import DATASET_FILE, DatasetNotFound, LocalStore
 
 
@@ -255,8 +256,8 @@ def test_get_unknown_id_names_the_store_folder(store, tmp_path):
     assert known.id in message  # lists the latest ids as a hint
 
 
-def test_dataset_not_found_is_a_lookup_error():
-    assert issubclass(DatasetNotFound, LookupError)
+def test_dataset_not_found_is_a_user_error():  # shown as one line, no traceback
+    assert issubclass(DatasetNotFound, UserError)
 
 
 @pytest.mark.parametrize("bad_id", ["../x", "", "x/../../x", "/abs"])

@@ -12,6 +12,7 @@ import soundfile as sf
 from scipy.signal import welch
 
 from audioclf import synthetic
+from audioclf.errors import UserError
 from audioclf.synthetic import (
     CLASS_NAMES, COLUMNS, MAX_CLIPS, METADATA_PATH, clip_duration, generate_dataset,
     select_rows, synthesize_clip,
@@ -123,14 +124,14 @@ def test_rerun_is_noop_and_foreign_roots_are_refused(dataset, tmp_path):
     again = generate_dataset(root, num_clips=120, seed=0, progress=False)
     pd.testing.assert_frame_equal(again, table)
     assert {p: p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()} == before
-    with pytest.raises(ValueError, match="not empty"):
+    with pytest.raises(UserError, match="not empty"):
         generate_dataset(root, num_clips=120, seed=1, progress=False)
-    with pytest.raises(ValueError, match="not empty"):
+    with pytest.raises(UserError, match="not empty"):
         generate_dataset(root, num_clips=100, seed=0, progress=False)
     foreign = tmp_path / "foreign"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("mine")
-    with pytest.raises(ValueError, match="not empty"):
+    with pytest.raises(UserError, match="not empty"):
         generate_dataset(foreign, num_clips=10, seed=0, progress=False)
 
 
@@ -157,9 +158,9 @@ def test_select_rows_is_deterministic_in_seed():
 
 @pytest.mark.parametrize("bad", [-1, 0, 9, MAX_CLIPS + 1, 8733])
 def test_bad_num_clips_raises(bad, tmp_path):
-    with pytest.raises(ValueError, match=f"between 10 and {MAX_CLIPS}"):
+    with pytest.raises(UserError, match=f"between 10 and {MAX_CLIPS}"):
         select_rows(bad, seed=0)
-    with pytest.raises(ValueError):
+    with pytest.raises(UserError):
         generate_dataset(tmp_path / "x", num_clips=bad, progress=False)
     assert not (tmp_path / "x").exists()
 

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from audioclf import evaluation
+from audioclf.errors import UserError
 from audioclf.models import ARCHITECTURES, MODEL_FORMAT, AudioClassifier, load_model, save_model
 from audioclf.trainer import augment, default_val_fold, load_features, split_by_fold
 
@@ -83,13 +84,13 @@ def test_split_accepts_numpy_integer_folds_from_pandas():
 @pytest.mark.parametrize("test_fold,val_fold,flag", [(11, 9, "--test-fold"), (0, 9, "--test-fold"),
                                                      (10, 11, "--val-fold"), (10, -1, "--val-fold")])
 def test_split_unknown_folds_raise_naming_the_flag(test_fold, val_fold, flag):
-    with pytest.raises(ValueError, match=flag) as info:
+    with pytest.raises(UserError, match=flag) as info:
         split_by_fold(ten_folds(), test_fold, val_fold)
     assert "1, 2, 3" in str(info.value)  # lists the folds there are
 
 
 def test_split_val_equal_to_test_raises():
-    with pytest.raises(ValueError, match="--val-fold must differ from --test-fold"):
+    with pytest.raises(UserError, match="--val-fold must differ from --test-fold"):
         split_by_fold(ten_folds(), 4, 4)
 
 
@@ -98,7 +99,7 @@ def test_split_val_equal_to_test_raises():
 def test_a_dataset_of_fewer_than_three_folds_is_refused_saying_so(folds, test_fold, val_fold, named):
     # One fold used to answer "--val-fold must differ from --test-fold" to a user who gave neither.
     val_fold = val_fold or default_val_fold(test_fold, folds)
-    with pytest.raises(ValueError, match=named + ": training needs three"):
+    with pytest.raises(UserError, match=named + ": training needs three"):
         split_by_fold(np.array(folds), test_fold, val_fold)
 
 
@@ -189,7 +190,7 @@ def test_load_features_of_nothing_is_empty(tmp_path):
 def test_load_features_shape_mismatch_names_the_file(tmp_path):
     np.save(tmp_path / "good.npy", np.zeros((8, 5), np.float16))
     np.save(tmp_path / "bad.npy", np.zeros((8, 6), np.float16))
-    with pytest.raises(ValueError, match=r"bad\.npy.*\(8, 6\).*\(8, 5\)"):
+    with pytest.raises(UserError, match=r"bad\.npy.*\(8, 6\).*\(8, 5\)"):
         load_features(lambda rel: tmp_path / rel, ["good.npy", "bad.npy"], (8, 5), progress=False)
 
 
@@ -262,14 +263,14 @@ def test_local_imagenet_weights_become_a_one_channel_stem(tmp_path):
     assert stem.shape[1] == 1
     torch.testing.assert_close(stem, reference.conv1.weight.sum(dim=1, keepdim=True))
     torch.testing.assert_close(model.backbone.layer1[0].conv1.weight, reference.layer1[0].conv1.weight)
-    with pytest.raises(ValueError, match="does not hold resnet34 weights"):
+    with pytest.raises(UserError, match="does not hold resnet34 weights"):
         AudioClassifier("resnet34", 10, weights_file=str(tmp_path / "resnet18.pth"))
-    with pytest.raises(ValueError, match="compact CNN has no ImageNet weights"):
+    with pytest.raises(UserError, match="compact CNN has no ImageNet weights"):
         AudioClassifier("compact", 10, weights_file=str(tmp_path / "resnet18.pth"))
 
 
 def test_unknown_architecture_lists_the_choices():
-    with pytest.raises(ValueError) as info:
+    with pytest.raises(UserError) as info:
         AudioClassifier("vgg11", 10)
     message = str(info.value)
     assert "vgg11" in message and "compact" in message and "resnet18" in message
@@ -343,7 +344,7 @@ def test_load_model_rejects_torch_files_that_are_not_models(tmp_path, content):
     obj = {"dict": {"state_dict": {}}, "tensor": torch.zeros(3),
            "wrong format": {"format": "audioclf.model/0", "arch": "compact"}}[content]
     torch.save(obj, path)
-    with pytest.raises(ValueError, match="not a model file of this project"):
+    with pytest.raises(UserError, match="not a model file of this project"):
         load_model(path)
 
 
@@ -352,7 +353,7 @@ def test_load_model_rejects_torch_files_that_are_not_models(tmp_path, content):
 def test_load_model_rejects_files_that_are_not_torch_files(tmp_path, payload):
     path = tmp_path / "model.pt"
     path.write_bytes(payload)
-    with pytest.raises(ValueError):
+    with pytest.raises(UserError):
         load_model(path)
 
 
@@ -372,7 +373,7 @@ def test_parse_fold_list(text, folds):
 def test_parse_fold_list_rejects(text):
     from audioclf.crossval import parse_fold_list
 
-    with pytest.raises(ValueError, match="fold numbers"):
+    with pytest.raises(UserError, match="fold numbers"):
         parse_fold_list(text)
 
 
@@ -436,7 +437,7 @@ def test_fit_rejects_an_unknown_select_mode():
     from audioclf.trainer import TrainConfig, fit
 
     x, y, split = _noisy_task()
-    with pytest.raises(ValueError, match="--select 'best'"):
+    with pytest.raises(UserError, match="--select 'best'"):
         fit(AudioClassifier("cnn", 2, width=4), x, y, split, TrainConfig(width=4, epochs=1, select="best"),
             torch.device("cpu"), lambda *a: None, progress=False)
 
@@ -519,7 +520,7 @@ def test_first_convs_doubles_the_first_block_and_travels_in_the_model_file(tmp_p
     assert bundle["model_args"]["first_convs"] == 2
     x = torch.randn(2, 64, 50)
     assert torch.equal(loaded(x), two(x))
-    with pytest.raises(ValueError, match="--first-convs must be 1 or 2"):
+    with pytest.raises(UserError, match="--first-convs must be 1 or 2"):
         AudioClassifier("cnn", 3, first_convs=3)
     from audioclf.train_config import TrainConfig, same_config
 

@@ -140,7 +140,8 @@ def test_val_fold_help_says_what_the_validation_fold_does():
     assert "--select" in action.help
 
 
-# --- a run that fails after its session started: push_offline.py leaves its session out -------------------------
+# --- a run that fails after it wrote something: push_offline.py leaves its session out --------------------------
+# (a run that fails before writing anything leaves no session at all: tests/test_enqueue_checks.py)
 
 def test_push_offline_leaves_out_the_session_of_a_failed_run(clearml_cache_dir, tmp_path, monkeypatch, capsys):
     from unittest.mock import create_autospec
@@ -148,10 +149,10 @@ def test_push_offline_leaves_out_the_session_of_a_failed_run(clearml_cache_dir, 
     import clearml
     import push_offline
 
-    folder = tmp_path / "US8K"  # a table problem found only once the run has started (fold 99)
+    folder = tmp_path / "US8K"  # found only once the run has started and written skipped_clips.csv: no clip on disk
     (folder / "metadata").mkdir(parents=True)
     (folder / "metadata" / "UrbanSound8K.csv").write_text(
-        "slice_file_name,fsID,start,end,salience,fold,classID,class\n1-3-0-0.wav,1,0,1,1,99,3,dog_bark\n")
+        "slice_file_name,fsID,start,end,salience,fold,classID,class\n1-3-0-0.wav,1,0,1,1,1,3,dog_bark\n")
     before = _sessions(clearml_cache_dir)
     with pytest.raises(SystemExit):
         get_data.main(["--source", str(folder), "--offline", "--output-dir", str(tmp_path / "out")])
@@ -165,6 +166,8 @@ def test_push_offline_leaves_out_the_session_of_a_failed_run(clearml_cache_dir, 
     task_cls = create_autospec(clearml.Task)
     task_cls.import_offline_session.return_value = "task-imported"
     monkeypatch.setattr(clearml, "Task", task_cls)
+    # Other tests' training sessions in the glob get their model registered: no server here.
+    monkeypatch.setattr(clearml, "OutputModel", create_autospec(clearml.OutputModel))
     # The README's glob: every session folder.
     sessions = [str(p) for p in sorted((clearml_cache_dir / "offline").glob("offline-*")) if p.is_dir()]
     result = push_offline.main(["--no-datasets", "--sessions", *sessions])

@@ -11,7 +11,8 @@
 - Everything the suite creates lives in one project of this session (``names``) and on queues of this session
   (``agents``); both are deleted from the server at the end (``cleanup.py``), so a real server keeps nothing.
 - Project: a snapshot of this working tree (committed or not) as its own git repository whose ``origin`` is
-  itself, so the tasks record a repository and a commit that the agents can clone.
+  itself (fetched, so that the commit is on a remote-tracking branch, as after a push), so the tasks record a
+  repository and a commit that the agents can clone.
 - Agents: real ``clearml-agent`` daemons on queues unique to the session (so a real server's other queues and
   tasks are never touched), one for steps (cpu and gpu queues) and one in services mode for pipeline
   controllers, each with its own HOME, running tasks with this project's own .venv python. Stopped by PID.
@@ -129,6 +130,9 @@ def project(tmp_path_factory) -> Path:
     subprocess.run(git + ["add", "-A"], cwd=snap, check=True)
     subprocess.run(git + ["commit", "-q", "--allow-empty", "-m", "integration test snapshot"], cwd=snap, check=True)
     subprocess.run(["git", "remote", "set-url", "origin", str(snap)], cwd=snap, check=True)
+    # The snapshot's commit is on its remote (itself) as a user's pushed commit is: the check made before
+    # enqueueing (audioclf/repository.py) looks for it on a remote-tracking branch.
+    subprocess.run(["git", "fetch", "-q", "origin"], cwd=snap, check=True)
     return snap
 
 

@@ -40,6 +40,19 @@ def test_queue_runs_a_stage_on_an_agent_whose_model_lands_on_the_files_server(us
     assert loaded["loaded"]["class_names"] == sorted(model["labels"], key=model["labels"].get)
 
 
+def test_queue_that_does_not_exist_is_refused_before_any_task_exists(user, names, agents):
+    """Issue 34, item 6: the run would have waited in a queue nobody serves, or failed to enqueue after its task
+    was made; refused naming the command that creates the queue (the project's commit is on its remote here)."""
+    queue = agents["gpu"] + "-no-such-queue"
+    done = user.run("training.py", "--dataset-id", "x", "--queue", queue, "--device", "cpu", "--project",
+                    names["project"], check=False, timeout=300)
+    assert done.returncode == 2, done.stdout + done.stderr
+    (line,) = [x for x in done.stderr.splitlines() if x.startswith("error:")]
+    assert line == (f"error: queue '{queue}' does not exist: create it in the web UI (Orchestration > Queues) or start "
+                    f"an agent with: clearml-agent daemon --queue {queue} --create-queue"), line
+    assert "Traceback" not in done.stderr and "/tasks/" not in done.stdout + done.stderr  # no task was created
+
+
 @pytest.fixture(scope="module")
 def local_pipeline(user, agents, names, tmp_path_factory):
     """pipeline.py --local: the controller here, every step on the agents."""
