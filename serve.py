@@ -214,7 +214,8 @@ def switch_mode(service_id: str, endpoint: str, auto_update: bool) -> str | None
         return (f"removed: /serve/{endpoint} was pinned to model {pinned}; it follows the newest model now (to pin "
                 f"it again: python serve.py --model-id {pinned} --endpoint {endpoint})")
     rule = found.get("model_monitoring", {})
-    return (f"removed: the auto-update rule of /serve/{endpoint} (the newest models named {rule.get('monitor_name')!r} "
+    named = f" named {rule['monitor_name']!r}" if rule.get("monitor_name") else ""  # rules made before: by name
+    return (f"removed: the auto-update rule of /serve/{endpoint} (the newest models{named} "
             f"tagged {rule.get('monitor_tags')} in {rule.get('monitor_project')!r}, served as /serve/{endpoint}/<n>); "
             f"/serve/{endpoint} is pinned now (to follow the newest model again: python serve.py --model-id <id> "
             f"--auto-update --endpoint {endpoint})")

@@ -25,6 +25,7 @@ import requests
 import soundfile as sf
 
 from audioclf.synthetic import synthesize_clip
+from audioclf.tracking import SERVING_TAG
 from clearml_env import PYTHON, _free_port, output_of
 
 TRAIN = ["--epochs", "1", "--width", "4", "--batch-size", "8", "--device", "cpu"]
@@ -195,7 +196,8 @@ def test_pinning_an_auto_update_endpoint_removes_its_rule_and_going_back_removes
         _wait_for(served, lambda: answering() == newest, f"/serve/{AUTO} on the newer model")
 
     pinned = user.run("serve.py", "--model-id", first, "--endpoint", AUTO, "--url", url)
-    assert f"removed: the auto-update rule of /serve/{AUTO}" in pinned.stdout, pinned.stdout
+    assert f"removed: the auto-update rule of /serve/{AUTO} (the newest models tagged ['{SERVING_TAG}']" \
+        in pinned.stdout, pinned.stdout
     assert f"endpoint: /serve/{AUTO} -> model {first}" in pinned.stdout
     (service,) = user.read({"task": served["service_id"]})
     assert AUTO not in service["configuration"].get("model_monitoring", "")  # the rule is gone from the service
@@ -226,7 +228,9 @@ def test_an_offline_run_pushed_to_the_server_is_served_by_the_model_id_push_offl
     assert found, pushed.stdout
     model_id = found.group(1)
     (model,) = user.read({"model": model_id})
-    assert model["task"] and model["name"] == "audio classifier" and "audioclf-serving" in model["tags"]
+    # Named, tagged and published as training.py registers it online (the name is the run's settings).
+    assert model["task"] and model["name"] == "audio classifier cnn fold 10 width=4 epochs=1 batch-size=8"
+    assert {SERVING_TAG, "cnn", "fold 10", "imported-from-offline"} <= set(model["tags"]) and model["published"]
     (task,) = user.read({"task": model["task"]})
     assert task["status"] == "completed" and [m["id"] for m in task["output_models"]] == [model_id]
 
