@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     feats.add_argument("--pad", choices=PAD_MODES, default=_DEFAULTS.pad,
                        help="a clip shorter than --duration: 'loop' repeats it from its start until the duration "
                             "is filled, 'zero' appends silence, as the seed did (default: %(default)s; chosen by "
-                            "cross-validation, see the README)")
+                            "cross-validation: docs/choosing-defaults.md, 'Why these')")
     run_opts = parser.add_argument_group("execution")
     run_opts.add_argument("--device", type=device_name, default="auto",
                           help=f"{DEVICE_CHOICES} (default: %(default)s)")

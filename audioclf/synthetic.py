@@ -22,7 +22,7 @@ Design
   recordings (folds), as on the real corpus.
 * **Calibrated on the real thing.** On a held-out set of real recordings in this layout
   the old compact-CNN defaults scored 0.57 on fold 10, the seed's ResNet-18 config 0.55
-  and a 4-block CNN 0.79; the README lists what the same configs score here.
+  and a 4-block CNN 0.79; benchmarks/README.md lists what the same configs score here.
 * **Determinism.** A clip's randomness comes from ``numpy.random.default_rng([seed, row])``
   (``row``: its row number in the real metadata table) and its recording's from
   ``[seed, tag, fsID]``, so the bytes of a clip do not depend on worker count,

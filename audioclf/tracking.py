@@ -330,7 +330,7 @@ def start_run(
         Task.set_offline(True)
         if not _OFFLINE_BANNER_SHOWN:
             print(f"ClearML: OFFLINE, because {why}. Nothing is sent to a server. Each stage records an "
-                  "offline session you can import later (README: 'From offline to a server'); datasets go "
+                  "offline session you can import later (docs/clearml.md: 'From offline to a server'); datasets go "
                   f"to the local store under {args.output_dir.resolve()}.", flush=True)
             _OFFLINE_BANNER_SHOWN = True
     else:
