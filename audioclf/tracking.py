@@ -55,9 +55,9 @@ def default_output_dir() -> Path:
     return Path(os.environ.get("AUDIOCLF_HOME", "outputs"))
 
 
-def add_tracking_args(parser: argparse.ArgumentParser, stage: str, enqueue_flag: str = "--queue") -> None:
-    """The arguments every stage shares: where it reports and where it writes. ``enqueue_flag``: the name of the
-    flag that enqueues the script itself (optimize.py: --optimizer-queue; pipeline.py has --controller-queue)."""
+def add_tracking_args(parser: argparse.ArgumentParser, stage: str) -> argparse.Action:
+    """The arguments every stage shares: where it reports and where it writes. Returns --queue's action (the flag
+    that enqueues the script itself), for an old name of it (cli.alias)."""
     group = parser.add_argument_group("tracking and storage")
     group.add_argument("--project", default="Audio Classification",
                        help="ClearML project of the task and datasets (default: %(default)s)")
@@ -67,7 +67,7 @@ def add_tracking_args(parser: argparse.ArgumentParser, stage: str, enqueue_flag:
     group.add_argument("--offline", action="store_true",
                        help="run without a ClearML server: record an offline session and use the local "
                             "dataset store (default: automatic when no ClearML credentials are configured)")
-    group.add_argument(enqueue_flag, dest="queue", default=None,
+    queue = group.add_argument("--queue", dest="queue", default=None,
                        help="enqueue this script on a ClearML agent queue instead of running it here "
                             "(needs a server; default: run here)")
     group.add_argument("--storage", default=None,
@@ -79,10 +79,11 @@ def add_tracking_args(parser: argparse.ArgumentParser, stage: str, enqueue_flag:
     group.add_argument("--output-dir", type=Path, default=default_output_dir(),
                        help="folder for the local dataset store and run folders "
                             "(default: $AUDIOCLF_HOME or ./outputs, now %(default)s)")
+    return queue
 
 
 def queue_flag_of(parser: argparse.ArgumentParser) -> str:
-    """The spelling of the flag that enqueues this script (--queue; optimize.py: --optimizer-queue), for errors."""
+    """The spelling of the flag that enqueues this script (--queue), for errors."""
     return next((action.option_strings[0] for action in parser._actions if action.dest == "queue"), "--queue")
 
 
