@@ -34,7 +34,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from audioclf import cli, stopping, tracking
+from audioclf import cli, clearml_internals, stopping, tracking
 from audioclf.cli import fold_list, positive_int
 from audioclf.enqueue import before_enqueue
 from audioclf.errors import UserError
@@ -337,7 +337,7 @@ def _task_factory(pipe, step: Step):
     from clearml import Task
 
     def create(node) -> Task:
-        task = Task.create(project_name=pipe._task.get_project_name(), task_name=node.name,
+        task = Task.create(project_name=pipe.task.get_project_name(), task_name=node.name,
                            task_type=step.task_type, script=step.script, working_directory=".",
                            repo=str(REPO_ROOT), requirements_file=str(REPO_ROOT / "requirements.txt"),
                            add_task_init_call=False)
@@ -352,9 +352,9 @@ def _task_factory(pipe, step: Step):
 def _controller_code(pipe):
     """The controller task's recorded script (waiting, once, for the SDK's repository detection)."""
     if getattr(pipe, "_audioclf_code", None) is None:
-        pipe._task._wait_for_repo_detection(timeout=300)  # (a private SDK call: detection runs in a thread)
-        pipe._task.reload()
-        pipe._audioclf_code = pipe._task.data.script
+        clearml_internals.wait_for_repo_detection(pipe.task, timeout=300)  # detection runs in a thread
+        pipe.task.reload()
+        pipe._audioclf_code = pipe.task.data.script
     return pipe._audioclf_code
 
 
@@ -473,7 +473,7 @@ def online_results(pipe) -> dict[str, dict]:
     from clearml import Task
 
     results: dict[str, dict] = {}
-    controller = pipe._task
+    controller = pipe.task
     controller.reload()
     results["pipeline"] = {"task_id": controller.id, "status": controller.get_status(),
                            "url": controller.get_output_log_web_page()}
@@ -516,7 +516,7 @@ def run_online(args: argparse.Namespace, parser: argparse.ArgumentParser | None 
             tracking.fail(str(exc))
     pipe = build_controller(args, parser)
     stopping.install()  # again: the controller's Task.init replaced our handlers and swallows SIGTERM (stopping.py)
-    url = pipe._task.get_output_log_web_page()
+    url = pipe.task.get_output_log_web_page()
     if args.queue or running_remotely():
         if running_remotely():  # the agent's run of an enqueued controller (or of a NEW RUN from the web UI)
             print(f"running the pipeline controller on this agent; steps on '{args.steps_queue}' and "

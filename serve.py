@@ -115,7 +115,8 @@ def find_model(model_id: str) -> dict:
                         f"({type(exc).__name__}: {exc})") from None
     if not model.url:
         raise UserError(f"--model-id {model_id}: the model has no weights file to serve")
-    project = Task._get_project_name(project_id) if project_id else None
+    projects = Task.get_projects(id=[project_id], only_fields=["id", "name"]) if project_id else []
+    project = projects[0].name if projects else None
     return {"id": model_id, "name": name, "project": project, "tags": tags}
 
 

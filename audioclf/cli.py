@@ -224,12 +224,10 @@ def parse_quietly(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.
     """``parser.parse_args(argv)`` unseen by ClearML. Its argparse binding remembers every parse in the process,
     and the next Task.init (a pipeline controller's) records those arguments as its own: a stage's parser used
     only to check flags would overwrite the pipeline's Args/ (its --folds, --project...) on the server."""
-    try:
-        from clearml.binding.args import PatchArgumentParser
-    except ImportError:
-        return parser.parse_args(argv)
+    from .clearml_internals import original_parse_known_args
+
     # (argparse's own parse_args calls parse_known_args, which ClearML patches too: call the original of that.)
-    original = getattr(PatchArgumentParser, "_original_parse_known_args", None)
+    original = original_parse_known_args()
     if original is None:
         return parser.parse_args(argv)
     namespace, extras = original(parser, args=argv)

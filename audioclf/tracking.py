@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 from clearml import Task
 from clearml.config import config_obj
 
-from . import atomic, stopping
+from . import atomic, clearml_internals, stopping
 from .errors import UserError
 
 if TYPE_CHECKING:  # pandas is not imported at run time here: the pipeline controller needs only clearml
@@ -248,9 +248,7 @@ class Run:
             self.task.flush(wait_for_uploads=True)
             self.task.close()
         finally:
-            from clearml.binding.args import argparser_update_currenttask
-
-            argparser_update_currenttask(None)
+            clearml_internals.forget_current_task()
         if status == "failed":
             self.task.mark_failed(status_reason=(reason or "failed")[:250], force=True)
         elif status == "stopped":
@@ -340,7 +338,7 @@ def start_run(
         # An agent installs what the task lists; Task.init alone would list only the imports it detects.
         Task.force_requirements_env_freeze(force=True, requirements_file=str(REQUIREMENTS_FILE))
     config_obj.set_overrides(overrides)
-    Task._report_subprocess_enabled = False  # the deferred config above may already be resolved
+    clearml_internals.disable_report_subprocess()  # the deferred config above may already be resolved
     run_dir = make_run_dir(args.output_dir, stage)  # first: an unwritable --output-dir stops here, in one line
     try:
         task = Task.init(
@@ -370,7 +368,7 @@ def start_run(
     # parse_args already returned the values set in the UI or by the pipeline). Not task.connect(parser): it
     # looks the namespace up by pairing parsers with parsed namespaces deduplicated by equality, so a second
     # identical command line in one process (tests, the offline pipeline) is paired with the wrong one.
-    task._connect_argparse(parser=parser, parsed_args=args, name="Args")
+    clearml_internals.connect_parsed_args(task, parser, args)
     if args.queue and task.running_locally():
         # Stops here and exits; an agent on that queue runs main() again with the recorded arguments (there,
         # execute_remotely does nothing and the stage goes on).
