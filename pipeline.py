@@ -380,7 +380,7 @@ def restore_arguments(task, parser: argparse.ArgumentParser, args: argparse.Name
     for key, value in fixed.items():
         setattr(args, key, value)
     given = task.get_parameters()
-    actions = {a.dest: a for a in parser._actions}
+    actions = {a.dest: a for a in parser._actions if a.help != argparse.SUPPRESS}  # not an old flag name
     for name in UI_PARAMETERS:
         value = given.get(f"Args/{name}")
         if value is None or value == "":  # not a parameter of this pipeline (width not given, a real source)

@@ -54,7 +54,8 @@ def changed_flags(parser: argparse.ArgumentParser, args: argparse.Namespace, sta
     skip = BOOKKEEPING | _IN_HEAD.get(stage, set()) | _NOT_A_SETTING.get(stage, set())
     changed = []
     for action in parser._actions:
-        if not action.option_strings or action.dest in skip or action.dest == "help":
+        if not action.option_strings or action.dest in skip or action.dest == "help" \
+                or action.help == argparse.SUPPRESS:  # an old flag name (cli.alias): its new name is counted
             continue
         value = getattr(args, action.dest, action.default)
         if value == action.default or value is None:
