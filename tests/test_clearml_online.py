@@ -483,6 +483,8 @@ def test_pipeline_dag(offline_controller, folds, no_cache):
     assert params["get_data"]["Args/source"] == "urbansound8k"
     # A real source has no clip count to change: --num-clips is not a parameter of its pipeline.
     assert "Args/num_clips" not in params["get_data"]
+    # Issue 35: --seed is training's seed (a pipeline parameter), --data-seed get_data's (fixed with the source).
+    assert params["get_data"]["Args/data_seed"] == "0" and "Args/seed" not in params["get_data"]
     assert params["preprocessing"]["Args/dataset_id"] == "${get_data.parameters.General/dataset_id}"
     assert params["preprocessing"]["Args/device"] == "${pipeline.device}"
     for name, fold in zip(trainings, fold_list):
@@ -490,6 +492,7 @@ def test_pipeline_dag(offline_controller, folds, no_cache):
         assert params[name]["Args/test_fold"] == str(fold)
         assert params[name]["Args/model"] == "${pipeline.model}" and params[name]["Args/epochs"] == "${pipeline.epochs}"
         assert "Args/task_name" not in params[name], "each step names its task after its own settings"
+        assert params[name]["Args/seed"] == "${pipeline.seed}"
     if len(fold_list) > 1:
         assert dag["cross_validation"].parents == trainings
         referenced = params["cross_validation"]["Args/training_tasks"].split(",")
