@@ -1,4 +1,4 @@
-# The two set-up commands (README): `make demo` and `make test`.
+# The two set-up commands (README, "Set-up: two commands"): `make demo` and `make test`.
 # Each creates the virtual environment in .venv when it is missing or a requirements file changed.
 PYTHON ?= python3
 VENV ?= .venv

@@ -14,14 +14,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from audioclf import crossval, stopping, tracking
+from audioclf import cli, crossval, stopping, tracking
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--training-tasks", default=None, help="comma-separated ClearML training task ids")
-    source.add_argument("--run-dirs", nargs="+", type=Path, default=None, help="training run folders")
+    source.add_argument("--training-tasks", nargs="+", default=None, metavar="TASK",
+                        help="ClearML training task ids, comma- or space-separated")
+    source.add_argument("--run-dirs", nargs="+", default=None, metavar="DIR",
+                        help="training run folders, comma- or space-separated")
     tracking.add_tracking_args(parser, stage="cross_validation")
     return parser
 
@@ -35,9 +37,9 @@ def main(argv: list[str] | None = None) -> dict:
                      "give the training run folders with --run-dirs instead")
     with tracking.stage("cross_validation", args, parser, task_type="qc") as run:
         if args.training_tasks:
-            loaded = crossval.load_tasks([t.strip() for t in args.training_tasks.split(",") if t.strip()])
+            loaded = crossval.load_tasks(cli.name_list(args.training_tasks))
         else:
-            loaded = crossval.load_run_dirs(args.run_dirs)
+            loaded = crossval.load_run_dirs([Path(d) for d in cli.name_list(args.run_dirs)])
         result = crossval.report(run, *loaded)  # publishes General/accuracy_mean, ... too
         print(f"results: {run.where()}", flush=True)  # before the task closes: its console on the server ends so too
     return {**result, "run_dir": str(run.run_dir), **run.identity()}

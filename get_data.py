@@ -55,11 +55,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--num-clips", type=cli.positive_int, default=1000,
                         help="synthetic source: number of clips, 10..8690, mirroring the real fold and class "
                              "distribution (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=0,
-                        help="random seed of the data this run makes (synthetic source) (default: %(default)s)")
-    parser.add_argument("--workers", type=cli.positive_int, default=2,
-                        help="processes that generate audio (synthetic source) and threads that check that every "
-                             "clip decodes (default: %(default)s)")
+    data_seed = parser.add_argument("--data-seed", type=int, default=0,
+                                    help="random seed of the data this run makes (synthetic source) "
+                                         "(default: %(default)s)")
+    cli.alias(parser, "--seed", data_seed)
+    parser.add_argument("--workers", type=cli.positive_int, default=cli.workers_default(),
+                        help="parallel workers: processes that generate audio (synthetic source) and threads that "
+                             "check that every clip decodes (default: every core, here %(default)s)")
     parser.add_argument("--dataset-name", default=None,
                         help="name of the registered dataset: a dataset of the same name and project is a new "
                              "version of it (default: from the source: 'UrbanSound8K raw' for the official archive, "
@@ -100,7 +102,7 @@ def main(argv: list[str] | None = None) -> dict:
         cache_dir = args.cache_dir if args.cache_dir is not None else run.output_dir / "downloads"
         # A staged source (generated or extracted) is held under a lock until its files are in the dataset:
         # a second get_data on the same source and --output-dir waits instead of sharing the folder.
-        source = sources.resolve_source(args.source, run.output_dir / "staging", args.num_clips, args.seed,
+        source = sources.resolve_source(args.source, run.output_dir / "staging", args.num_clips, args.data_seed,
                                         args.workers, cache_dir=cache_dir, online=not run.offline)
         held.callback(source.release)
         # Checks before any heavy work; a staged source is kept when they stop the run (the rerun reuses it).
@@ -207,7 +209,7 @@ def _register(store, args: argparse.Namespace, source: sources.SourceFolder, tab
     run killed at any point leaves a reusable stage), a user's are copied. Online, the class histogram, the
     audio-properties figure and one audio sample per class go on the dataset's own page."""
     layout = source.layout
-    name = args.dataset_name or naming.raw_dataset_name(layout.name, args.source, args.num_clips, args.seed,
+    name = args.dataset_name or naming.raw_dataset_name(layout.name, args.source, args.num_clips, args.data_seed,
                                                         parse_classes(args.classes), args.esc10)
     draft = store.create(name=name, project=args.project, tags=args.tags, description=source.description)
     try:

@@ -2,7 +2,7 @@
 
     python optimize.py --dataset-id <features id> --trials-queue gpu --trials 20    # online: trials run on agents
     python optimize.py --base-task-id <training task id> --trials-queue gpu         # clone that training task
-    python optimize.py --dataset-id <id> --optimizer-queue services                 # the optimizer on an agent too
+    python optimize.py --dataset-id <id> --queue services                           # the optimizer on an agent too
     python optimize.py --offline --dataset-id <features id> --trials 3 --epochs 2   # no server: trials here
     python optimize.py ... --lr 1e-3:5e-3 --batch-size 32,64 --mixup 0.2 --epochs 30
 
@@ -10,7 +10,7 @@ Searched (each LOW:HIGH, A,B,C or one fixed value): --lr, --batch-size, --mixup,
 --epochs. Strategy: Optuna's TPE sampler (--strategy random for random search), with median pruning of
 trials whose validation accuracy falls behind the others' at the same epoch (--no-prune to keep every trial).
 The objective is the VALIDATION accuracy of the weights a trial keeps (training.py --select): with --select last,
-the default, its last epoch's accuracy; with --select best-val (in --train-args, or a --base-task-id task from
+the default, its last epoch's accuracy; with --select best-val (in --training-args, or a --base-task-id task from
 before --select), its best epoch's. Online that is the scalar title "accuracy", series "val" (its last value, or
 its maximum), and the trials table, the plot and the best trial report the same number ClearML's optimizer
 maximizes. The test fold takes no part in any choice, and its accuracy is reported for the best trial only.
@@ -29,7 +29,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from audioclf import stopping, tracking
+from audioclf import cli, stopping, tracking
 from audioclf.cli import Renamed, positive_float, positive_int
 from audioclf.enqueue import before_enqueue
 from audioclf.errors import UserError
@@ -70,25 +70,25 @@ def build_parser() -> argparse.ArgumentParser:
                         help="let every trial finish (default: stop trials below the median at the same epoch)")
     search.add_argument("--sampler-seed", type=int, default=0,
                         help="seed of the search's sampler (Optuna TPE or random); the trials' training seed is "
-                             "training's --seed, in --train-args (default: %(default)s)")
+                             "training's --seed, in --training-args (default: %(default)s)")
     search.add_argument("--seed", action=Renamed,
                         message="optimize.py's --seed was the sampler's seed: use --sampler-seed; the trials' "
-                                "training seed goes in --train-args \"--seed N\"")
-    search.add_argument("--train-args", default="",
-                        help="more training.py arguments for every trial, e.g. \"--width 24 --test-fold 9\"")
+                                "training seed goes in --training-args \"--seed N\"")
+    training_args = search.add_argument("--training-args", default="", metavar="FLAGS",
+                                        help="more training.py flags for every trial, one quoted string, e.g. "
+                                             "\"--width 24 --test-fold 9\" (default: none)")
+    cli.alias(search, "--train-args", training_args)
     online = parser.add_argument_group("online (ClearML server and agents)")
     online.add_argument("--trials-queue", default="gpu",
                         help="agent queue the trials are enqueued on (default: %(default)s)")
-    online.add_argument("--queue", action=Renamed,
-                        message="optimize.py's --queue was the trials' queue: use --trials-queue; to enqueue the "
-                                "optimizer itself use --optimizer-queue")
     online.add_argument("--concurrent", type=positive_int, default=2,
                         help="trials running at once (default: %(default)s)")
     online.add_argument("--time-limit", type=positive_float, default=None,
                         help="stop the search after this many minutes (default: when --trials are done)")
     online.add_argument("--poll-seconds", type=positive_float, default=30.0,
                         help="how often the trials' progress is read from the server (default: %(default)s)")
-    tracking.add_tracking_args(parser, stage="optimize", enqueue_flag="--optimizer-queue")
+    queue = tracking.add_tracking_args(parser, stage="optimize")
+    cli.alias(parser, "--optimizer-queue", queue)
     return parser
 
 
@@ -127,7 +127,7 @@ def run_offline(args: argparse.Namespace, parser: argparse.ArgumentParser, space
                else optuna.samplers.RandomSampler(seed=args.sampler_seed))
     study = optuna.create_study(direction="maximize", sampler=sampler, pruner=_pruner(optuna, args, space))
     base = ["--dataset-id", args.dataset_id, "--offline", "--project", args.project, "--output-dir",
-            str(args.output_dir), *shlex.split(args.train_args)]
+            str(args.output_dir), *shlex.split(args.training_args)]
 
     def objective(trial) -> float:
         values = _suggest(trial, space)
@@ -328,7 +328,7 @@ def create_base_task(args: argparse.Namespace, run: tracking.Run) -> str:
                        script="training.py", working_directory=".", repo=str(REPO_ROOT),
                        requirements_file=str(REPO_ROOT / "requirements.txt"),
                        argparse_args=[("dataset_id", args.dataset_id), ("project", args.project),
-                                      *train_args_pairs(args.train_args)], add_task_init_call=False)
+                                      *train_args_pairs(args.training_args)], add_task_init_call=False)
     run.output("base_task_id", task.id)
     return task.id
 
@@ -339,7 +339,7 @@ def train_args_pairs(text: str) -> list[tuple[str, str]]:
     while tokens:
         flag = tokens.pop(0)
         if not flag.startswith("--"):
-            raise UserError(f"--train-args: expected --flag [value], got {flag!r}")
+            raise UserError(f"--training-args: expected --flag [value], got {flag!r}")
         name, _, value = flag[2:].partition("=")
         if not value:
             value = tokens.pop(0) if tokens and not tokens[0].startswith("--") else "True"
@@ -351,7 +351,7 @@ def objective_sign(args: argparse.Namespace, base_task: str) -> str:
     """How ClearML reads a trial's objective from its accuracy/val series: the validation accuracy of the weights
     the trial keeps. "max": the last value, for training's --select last (the default); "max_global": the best
     epoch's, for --select best-val, and for a --base-task-id task from before --select (it kept its best epoch)."""
-    select = dict(train_args_pairs(args.train_args)).get("select")
+    select = dict(train_args_pairs(args.training_args)).get("select")
     if select is None and args.base_task_id:
         from clearml import Task
 

@@ -1,8 +1,8 @@
 """The pipeline: get_data -> preprocessing -> training, dataset ids handed from step to step.
 
     python pipeline.py --offline                  # no server: every step here, on the built-in data
-    python pipeline.py                            # ClearML: controller on 'services', steps on agents
-    python pipeline.py --local                    # ClearML: controller here, steps on agents
+    python pipeline.py                            # ClearML: controller here, steps on agents
+    python pipeline.py --queue services           # ClearML: controller on 'services' too
     python pipeline.py --run-locally              # ClearML: controller and steps here, reported to the server
     python pipeline.py --folds all --epochs 40    # 10-fold cross-validation, one training step per fold
     python pipeline.py --preprocessing-args "--pad zero --n-mels 128" --training-args "--lr 3e-3 --select best-val"
@@ -34,7 +34,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from audioclf import cli, stopping, tracking
+from audioclf import cli, clearml_internals, stopping, tracking
 from audioclf.cli import fold_list, positive_int
 from audioclf.enqueue import before_enqueue
 from audioclf.errors import UserError
@@ -53,7 +53,7 @@ CONTROLLER_REQUIREMENTS = REPO_ROOT / "requirements-controller.txt"
 UI_PARAMETERS = ("num_clips", "seed", "model", "epochs", "width", "device")
 FIXED_CONFIG = "pipeline.py arguments"
 # What only the process that launches the pipeline uses: not needed by a controller on an agent.
-_LAUNCH_ONLY = ("offline", "local", "run_locally", "output_dir", "controller_queue", "queue")
+_LAUNCH_ONLY = ("offline", "run_locally", "output_dir", "queue")
 
 
 @dataclass(frozen=True)
@@ -80,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     data = parser.add_argument_group("data (fixed when the pipeline is built: the source decides the folds, one "
                                      "training step each)")
     data.add_argument("--source", default="synthetic", help="get_data --source (default: %(default)s)")
+    data.add_argument("--data-seed", type=int, default=0,
+                      help="random seed of the data this run makes: get_data --data-seed (default: %(default)s)")
     data.add_argument("--classes", nargs="+", default=None, metavar="CLASS",
                       help="get_data --classes: keep only these classes (names, comma- or space-separated) "
                            "(default: every class)")
@@ -91,8 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     knobs.add_argument("--num-clips", type=positive_int, default=1000,
                        help="get_data --num-clips, synthetic source (default: %(default)s)")
     knobs.add_argument("--seed", type=int, default=0,
-                       help="random seed of the data and the training this run makes: get_data --seed and "
-                            "training --seed (default: %(default)s)")
+                       help="random seed of the training this run does: training --seed (default: %(default)s)")
     knobs.add_argument("--model", default=_TRAIN.arch, help="training --model (default: %(default)s)")
     knobs.add_argument("--epochs", type=positive_int, default=_TRAIN.epochs,
                        help="training --epochs (default: %(default)s)")
@@ -112,18 +113,18 @@ def build_parser() -> argparse.ArgumentParser:
                         help="agent queue of the CPU steps: get_data and cross_validation (default: %(default)s)")
     online.add_argument("--gpu-queue", default="gpu",
                         help="agent queue of preprocessing and training (default: %(default)s)")
-    online.add_argument("--controller-queue", default="services",
-                        help="enqueue the pipeline controller itself on this agent queue (default: %(default)s)")
-    online.add_argument("--queue", action=cli.Renamed,
-                        message="pipeline.py has no --queue: the CPU steps' queue is --steps-queue, the "
-                                "controller's --controller-queue (in the stage scripts --queue enqueues the script)")
     where = online.add_mutually_exclusive_group()
-    where.add_argument("--local", action="store_true",
-                       help="run the controller in this process instead of on --controller-queue; the steps "
-                            "still go to the agents")
+    queue = where.add_argument("--queue", default=None,
+                               help="enqueue this script on a ClearML agent queue instead of running it here: the "
+                                    "pipeline controller, e.g. on 'services' (default: the controller runs here, "
+                                    "the steps on the agents)")
+    cli.alias(where, "--controller-queue", queue)
     where.add_argument("--run-locally", action="store_true",
                        help="run the controller and every step in this process, one after the other, reporting "
                             "to the ClearML server: no agent needed")
+    # --local (the controller here, the steps on the agents) is what no --queue does now.
+    where.add_argument("--local", action=cli.Deprecated, nargs=0, const=None, dest="queue",
+                       new="the default (no --queue)")
     online.add_argument("--template-project", default=None,
                         help="clone the steps from template tasks named get_data, preprocessing, training and "
                              "cross_validation in this project (default: create them from the scripts in this "
@@ -158,7 +159,7 @@ _SET_BY_PIPELINE = {"dataset_id": "the previous step's output", "project": "pipe
                     "task_name": "the name each step gives its task (its settings)"}
 _RESERVED = {
     "get_data": {**_SET_BY_PIPELINE, "source": "pipeline.py --source", "classes": "pipeline.py --classes",
-                 "num_clips": "pipeline.py --num-clips", "seed": "pipeline.py --seed"},
+                 "num_clips": "pipeline.py --num-clips", "data_seed": "pipeline.py --data-seed"},
     "preprocessing": {**_SET_BY_PIPELINE, "device": "pipeline.py --device"},
     "training": {**_SET_BY_PIPELINE, "device": "pipeline.py --device", "seed": "pipeline.py --seed",
                  "model": "pipeline.py --model", "epochs": "pipeline.py --epochs", "width": "pipeline.py --width",
@@ -218,7 +219,7 @@ def step_arguments(args: argparse.Namespace) -> dict[str, list[str]]:
     training = [item for pair in training_options(args).items() for item in pair]
     classes = cli.name_list(args.classes)
     return {
-        "get_data": ["--source", args.source, "--num-clips", str(args.num_clips), "--seed", str(args.seed)]
+        "get_data": ["--source", args.source, "--num-clips", str(args.num_clips), "--data-seed", str(args.data_seed)]
         + (["--classes", ",".join(classes)] if classes else []) + shlex.split(args.get_data_args) + common,
         "preprocessing": ["--device", args.device] + shlex.split(args.preprocessing_args) + common,
         "training": training + ["--seed", str(args.seed), "--device", args.device]
@@ -330,13 +331,13 @@ def _task_factory(pipe, step: Step):
     project (next to the pipeline, where cloned steps would go too).
 
     Its code is the controller's own: the repository, branch, commit and uncommitted diff recorded when the
-    pipeline was launched. So a step is the same task whether the controller runs here (--local) or on a
+    pipeline was launched. So a step is the same task whether the controller runs here (no --queue) or on a
     services agent, whose working copy is a detached checkout: ClearML's step cache hashes the script
     (automation/job.py, _create_task_hash), and a local path's branch and diff would differ between the two."""
     from clearml import Task
 
     def create(node) -> Task:
-        task = Task.create(project_name=pipe._task.get_project_name(), task_name=node.name,
+        task = Task.create(project_name=pipe.task.get_project_name(), task_name=node.name,
                            task_type=step.task_type, script=step.script, working_directory=".",
                            repo=str(REPO_ROOT), requirements_file=str(REPO_ROOT / "requirements.txt"),
                            add_task_init_call=False)
@@ -351,9 +352,9 @@ def _task_factory(pipe, step: Step):
 def _controller_code(pipe):
     """The controller task's recorded script (waiting, once, for the SDK's repository detection)."""
     if getattr(pipe, "_audioclf_code", None) is None:
-        pipe._task._wait_for_repo_detection(timeout=300)  # (a private SDK call: detection runs in a thread)
-        pipe._task.reload()
-        pipe._audioclf_code = pipe._task.data.script
+        clearml_internals.wait_for_repo_detection(pipe.task, timeout=300)  # detection runs in a thread
+        pipe.task.reload()
+        pipe._audioclf_code = pipe.task.data.script
     return pipe._audioclf_code
 
 
@@ -379,7 +380,7 @@ def restore_arguments(task, parser: argparse.ArgumentParser, args: argparse.Name
     for key, value in fixed.items():
         setattr(args, key, value)
     given = task.get_parameters()
-    actions = {a.dest: a for a in parser._actions}
+    actions = {a.dest: a for a in parser._actions if a.help != argparse.SUPPRESS}  # not an old flag name
     for name in UI_PARAMETERS:
         value = given.get(f"Args/{name}")
         if value is None or value == "":  # not a parameter of this pipeline (width not given, a real source)
@@ -417,7 +418,7 @@ def build_controller(args: argparse.Namespace, parser: argparse.ArgumentParser |
         check_arguments(parser, args)
     if args.source == "synthetic":
         pipe.add_parameter(name="num_clips", default=args.num_clips, description="get_data --num-clips")
-    pipe.add_parameter(name="seed", default=args.seed, description="get_data and training --seed")
+    pipe.add_parameter(name="seed", default=args.seed, description="training --seed")
     pipe.add_parameter(name="device", default=args.device, description="preprocessing and training --device")
     training_knobs = {}
     for flag, value in training_options(args).items():
@@ -438,7 +439,7 @@ def build_controller(args: argparse.Namespace, parser: argparse.ArgumentParser |
         name="get_data", execution_queue=args.steps_queue, cache_executed_step=cache,
         parameter_override={**common, **passed["get_data"], "Args/source": args.source,
                             **({"Args/num_clips": "${pipeline.num_clips}"} if args.source == "synthetic" else {}),
-                            "Args/seed": "${pipeline.seed}",
+                            "Args/data_seed": str(args.data_seed),
                             **({"Args/classes": ",".join(classes)} if classes else {})},
         **_base_task(args, pipe, STEPS["get_data"]))
     pipe.add_step(
@@ -472,7 +473,7 @@ def online_results(pipe) -> dict[str, dict]:
     from clearml import Task
 
     results: dict[str, dict] = {}
-    controller = pipe._task
+    controller = pipe.task
     controller.reload()
     results["pipeline"] = {"task_id": controller.id, "status": controller.get_status(),
                            "url": controller.get_output_log_web_page()}
@@ -508,21 +509,21 @@ def run_online(args: argparse.Namespace, parser: argparse.ArgumentParser | None 
         # Before the controller's task exists: a queue that does not exist, or code the agents cannot clone as it
         # is here, stops the launch (the steps would fail on the agents, or wait forever). Not on the agent that
         # runs an enqueued controller: checked when it was launched, and its clone is not a working copy.
-        queues = [args.steps_queue, args.gpu_queue] + ([] if args.local else [args.controller_queue])
+        queues = [args.steps_queue, args.gpu_queue] + ([args.queue] if args.queue else [])
         try:
             before_enqueue("pipeline.py (its steps run on agents)", queues)
         except UserError as exc:
             tracking.fail(str(exc))
     pipe = build_controller(args, parser)
     stopping.install()  # again: the controller's Task.init replaced our handlers and swallows SIGTERM (stopping.py)
-    url = pipe._task.get_output_log_web_page()
-    if not (args.local or args.run_locally):
+    url = pipe.task.get_output_log_web_page()
+    if args.queue or running_remotely():
         if running_remotely():  # the agent's run of an enqueued controller (or of a NEW RUN from the web UI)
             print(f"running the pipeline controller on this agent; steps on '{args.steps_queue}' and "
                   f"'{args.gpu_queue}'", flush=True)
         else:
-            print(f"enqueuing the pipeline controller on '{args.controller_queue}'; follow it at {url}", flush=True)
-        pipe.start(queue=args.controller_queue)  # hands over to the agent: this process exits here
+            print(f"enqueuing the pipeline controller on '{args.queue}'; follow it at {url}", flush=True)
+        pipe.start(queue=args.queue or "services")  # hands over to the agent: this process exits here
         return None
     if args.run_locally:
         print(f"starting the pipeline controller in this process ({url}); the steps run here too, one after "

@@ -39,21 +39,14 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
-from audioclf import atomic, stopping
+from audioclf import atomic, cli, stopping
 from audioclf.audio import AudioDecodeError
-from audioclf.cli import DEVICE_CHOICES, device_name, positive_int
+from audioclf.cli import DEVICE_CHOICES, device_name, positive_float, positive_int
 from audioclf.export import EXPORT_FORMATS, SUFFIXES, default_export_path, export_file
 from audioclf.errors import UserError
 from audioclf.inference import AGGREGATE, Classifier, FileResult, find_audio_files, load_classifier, resolve_model
 
 FORMATS = ("table", "csv", "json")
-
-
-def _positive_float(value: str) -> float:
-    number = float(value)
-    if not number > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0 seconds, got {value}")
-    return number
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -78,16 +71,17 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--no-progress", action="store_true",
                      help="no progress bar (default: a bar on stderr when there are several files)")
     win = parser.add_argument_group("windows (the file's result is the mean of its window probabilities)")
-    win.add_argument("--window", type=_positive_float, default=None,
+    win.add_argument("--window", type=positive_float, default=None,
                      help="window length in seconds, at most the model's clip duration (default: the model's "
                           "clip duration, 4.0 s for the default features)")
-    win.add_argument("--hop", type=_positive_float, default=None,
+    win.add_argument("--hop", type=positive_float, default=None,
                      help="seconds between window starts (default: half the window)")
     run = parser.add_argument_group("execution")
     run.add_argument("--device", type=device_name, default="auto", help=f"{DEVICE_CHOICES} (default: %(default)s)")
-    run.add_argument("--batch-size", type=positive_int, default=64,
-                     help="examples per batch through the model: windows per batch; bounds memory, the "
-                          "probabilities do not depend on it (default: %(default)s)")
+    windows = run.add_argument("--window-batch", type=positive_int, default=64,
+                               help="windows through the model at once; bounds memory, the probabilities do not "
+                                    "depend on it (default: %(default)s)")
+    cli.alias(run, "--batch-size", windows)
     run.add_argument("--offline", action="store_true",
                      help="run without a ClearML server: never look MODEL up on one (default: look it up when it "
                           "is not a local file and ClearML credentials are configured)")
@@ -135,7 +129,7 @@ def classify_all(clf: Classifier, files: list[Path], args: argparse.Namespace) -
     bar = tqdm(files, unit="file", desc="predict", file=sys.stderr, **quiet)
     for path in bar:
         try:
-            result = clf.classify_file(path, args.window, args.hop, batch_size=args.batch_size)
+            result = clf.classify_file(path, args.window, args.hop, batch_size=args.window_batch)
         except AudioDecodeError as exc:
             reason = exc.reason
         except (RuntimeError, ValueError, MemoryError) as exc:  # e.g. a rate the resampler refuses

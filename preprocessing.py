@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from audioclf import atomic, locks, metadata, naming, plots, stopping, tracking
+from audioclf import atomic, cli, locks, metadata, naming, plots, stopping, tracking
 from audioclf.audio import PAD_MODES
 from audioclf.cli import DEVICE_CHOICES, device_name, non_negative_int, positive_int
 from audioclf.device import device_before_work, resolve_device
@@ -59,15 +58,16 @@ def build_parser() -> argparse.ArgumentParser:
     feats.add_argument("--pad", choices=PAD_MODES, default=_DEFAULTS.pad,
                        help="a clip shorter than --duration: 'loop' repeats it from its start until the duration "
                             "is filled, 'zero' appends silence, as the seed did (default: %(default)s; chosen by "
-                            "cross-validation, see the README)")
+                            "cross-validation: docs/choosing-defaults.md, 'Which evidence decided each default')")
     run_opts = parser.add_argument_group("execution")
     run_opts.add_argument("--device", type=device_name, default="auto",
                           help=f"{DEVICE_CHOICES} (default: %(default)s)")
-    run_opts.add_argument("--batch-size", type=positive_int, default=64,
-                          help="examples per batch through the model: clips per mel-spectrogram batch; bounds "
-                               "memory, the features do not depend on it (default: %(default)s)")
-    run_opts.add_argument("--workers", type=positive_int, default=os.cpu_count() or 1,
-                          help="decoding threads (default: every core, here %(default)s)")
+    chunk = run_opts.add_argument("--chunk-size", type=positive_int, default=64,
+                                  help="clips turned into spectrograms at once; bounds memory, the features do not "
+                                       "depend on it (default: %(default)s)")
+    cli.alias(run_opts, "--batch-size", chunk)
+    run_opts.add_argument("--workers", type=positive_int, default=cli.workers_default(),
+                          help="parallel workers: decoding threads (default: every core, here %(default)s)")
     run_opts.add_argument("--debug-samples", type=non_negative_int, default=1,
                           help="spectrogram images and their audio logged per class, on the features dataset's "
                                "page (offline: on the run's session) (default: %(default)s)")
@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> dict:
             table["feature_path"] = table["filepath"].map(metadata.feature_path)
             clips = [(row.filepath, raw.path(row.filepath), work / row.feature_path) for row in table.itertuples()]
             print(f"preprocessing {len(clips)} clips of {raw.id} on {device}: {config}")
-            report = extract_features(clips, config, device, batch_size=args.batch_size, workers=args.workers)
+            report = extract_features(clips, config, device, batch_size=args.chunk_size, workers=args.workers)
 
             skipped = pd.DataFrame(report.skipped, columns=["filepath", "reason"])
             index = table[~table["filepath"].isin(skipped["filepath"])].reset_index(drop=True)

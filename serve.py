@@ -31,7 +31,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from audioclf import tracking
+from audioclf import cli, tracking
 from audioclf.cli import positive_float, positive_int
 from audioclf.errors import UserError
 
@@ -69,8 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
                               "else create it)")
     service.add_argument("--service-name", default="audioclf serving",
                          help="name of the serving service to reuse or create (default: %(default)s)")
-    service.add_argument("--project", default=None,
-                         help="ClearML project of the serving service (default: the model's project)")
+    # Not --project: in every other script that is where the run reports, with the default 'Audio Classification'.
+    service_project = service.add_argument("--service-project", default=None,
+                                           help="ClearML project of the serving service (default: the model's "
+                                                "project)")
+    cli.alias(service, "--project", service_project)
     answer = parser.add_argument_group("answers (predict.py's flags of the same names)")
     answer.add_argument("--top-k", type=positive_int, default=3,
                         help="classes listed per file and per window (default: %(default)s)")
@@ -112,7 +115,8 @@ def find_model(model_id: str) -> dict:
                         f"({type(exc).__name__}: {exc})") from None
     if not model.url:
         raise UserError(f"--model-id {model_id}: the model has no weights file to serve")
-    project = Task._get_project_name(project_id) if project_id else None
+    projects = Task.get_projects(id=[project_id], only_fields=["id", "name"]) if project_id else []
+    project = projects[0].name if projects else None
     return {"id": model_id, "name": name, "project": project, "tags": tags}
 
 
@@ -156,7 +160,7 @@ def configure(args: argparse.Namespace) -> dict:
 
     config_obj.set_overrides({"api": {"http": tracking._FAST_FAIL_HTTP}})  # an unreachable server fails in seconds
     model = find_model(args.model_id)
-    project = args.project or model["project"]
+    project = args.service_project or model["project"]
     if not project:
         raise UserError(f"--model-id {args.model_id}: the model is in no project; give --project")
     if args.auto_update and tracking.SERVING_TAG not in model["tags"]:

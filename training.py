@@ -119,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "(default: %(default)s)")
     reg.add_argument("--select", choices=SELECT_MODES, default=_DEFAULTS.select,
                      help="the weights tested and saved: the last epoch's, or those with the best validation "
-                          "accuracy (default: %(default)s; chosen by cross-validation, see the README)")
+                          "accuracy (default: %(default)s; chosen by cross-validation: docs/choosing-defaults.md, 'Which weights are tested')")
     opt.add_argument("--seed", type=int, default=_DEFAULTS.seed,
                      help="random seed of the training this run does (initial weights, batch order, augmentation) "
                           "(default: %(default)s)")

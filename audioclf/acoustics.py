@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import fft as sfft
 
-from .sound_models import NYQ, band, loguniform
+from .sound_generators import NYQ, band, loguniform
 
 # Per-recording format draws, roughly the frequencies found in the real corpus.
 RATES = (44100, 48000, 96000, 24000, 22050, 16000, 11025, 8000, 32000)

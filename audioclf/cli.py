@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import re
+import sys
 
 from .errors import UserError
 
@@ -90,16 +92,8 @@ def name_list(values: str | list[str] | None) -> list[str] | None:
     return names or None
 
 
-def comma_list(text: str) -> list[str]:
-    """argparse type of a one-argument list: 'a,b,c' -> [a, b, c] (at least one item)."""
-    items = name_list(text)
-    if not items:
-        raise argparse.ArgumentTypeError(f"expected a comma-separated list, got {text!r}")
-    return items
-
-
 # Pure constants (the pipeline controller runs with clearml only): tests check them against the modules that
-# own them (audioclf.sources, audioclf.sound_models, audioclf.synthetic).
+# own them (audioclf.sources, audioclf.sound_generators, audioclf.synthetic).
 NAMED_SOURCES = ("synthetic", "urbansound8k", "clearml-subset", "esc50")
 URBANSOUND8K_CLASSES = ("air_conditioner", "car_horn", "children_playing", "dog_bark", "drilling",
                         "engine_idling", "gun_shot", "jackhammer", "siren", "street_music")
@@ -194,16 +188,46 @@ class Renamed(argparse.Action):
         parser.error(f"{option_string}: {self.message}")
 
 
+class Deprecated(argparse.Action):
+    """An old flag name kept for one release: it sets the new flag's value and says so in one line on stderr.
+    Hidden from --help; made by ``alias``."""
+
+    def __init__(self, option_strings, dest, new: str = "", **kwargs):
+        kwargs.setdefault("help", argparse.SUPPRESS)
+        kwargs["default"] = argparse.SUPPRESS  # the new flag's default stands
+        super().__init__(option_strings, dest, **kwargs)
+        self.new = new
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"{parser.prog}: {option_string} is now {self.new} (the old name goes in the next release)",
+              file=sys.stderr, flush=True)
+        setattr(namespace, self.dest, self.const if self.nargs == 0 else values)
+
+
+def alias(group, old: str, new: argparse.Action) -> argparse.Action:
+    """Add ``old`` to ``group`` (a parser or argument group) as a deprecated name of the flag ``new``: the same
+    destination, type, choices and number of values."""
+    kwargs = {"nargs": 0, "const": new.const} if new.nargs == 0 else {
+        "nargs": new.nargs, "type": new.type, "choices": new.choices, "metavar": new.metavar}
+    return group.add_argument(old, dest=new.dest, action=Deprecated, new=new.option_strings[0], **kwargs)
+
+
+def workers_default() -> int:
+    """--workers' default in every script: every core this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
 def parse_quietly(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
     """``parser.parse_args(argv)`` unseen by ClearML. Its argparse binding remembers every parse in the process,
     and the next Task.init (a pipeline controller's) records those arguments as its own: a stage's parser used
     only to check flags would overwrite the pipeline's Args/ (its --folds, --project...) on the server."""
-    try:
-        from clearml.binding.args import PatchArgumentParser
-    except ImportError:
-        return parser.parse_args(argv)
+    from .clearml_internals import original_parse_known_args
+
     # (argparse's own parse_args calls parse_known_args, which ClearML patches too: call the original of that.)
-    original = getattr(PatchArgumentParser, "_original_parse_known_args", None)
+    original = original_parse_known_args()
     if original is None:
         return parser.parse_args(argv)
     namespace, extras = original(parser, args=argv)

@@ -41,7 +41,8 @@ class FeatureConfig:
     duration_s: float = 4.0
     top_db: float | None = 80.0  # floor each clip at (its max - top_db) dB; None: no floor
     pad: str = "loop"  # a clip shorter than duration_s: "loop" (repeated from its start) or "zero" (silence
-    #                    after it, the seed's); "loop" won by cross-validation where many clips are short (README)
+    #                    after it, the seed's); "loop" won by cross-validation where many clips are short
+    #                    (docs/choosing-defaults.md, "Which evidence decided each default")
 
     def __post_init__(self) -> None:
         checks = {

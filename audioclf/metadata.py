@@ -56,11 +56,6 @@ def read_urbansound8k(root: Path) -> pd.DataFrame:
     return read_table(root, URBANSOUND8K)
 
 
-def read_esc50(root: Path) -> pd.DataFrame:
-    """Read ``<root>/meta/esc50.csv`` and normalize it."""
-    return read_table(root, ESC50)
-
-
 def read_table(root: Path, layout: Layout = URBANSOUND8K) -> pd.DataFrame:
     """Read a layout's metadata CSV under ``root``, check its columns and normalize it."""
     csv_path = Path(root) / layout.csv

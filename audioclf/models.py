@@ -30,7 +30,7 @@ def _conv_block(c_in: int, c_out: int, convs: int) -> nn.Sequential:
     return nn.Sequential(*layers, nn.MaxPool2d(2))
 
 
-class CompactCNN(nn.Module):
+class FourBlockCNN(nn.Module):
     """Four conv blocks (w-2w-4w-8w channels; ``first_convs`` 3x3 convs in the first, two in the others, each conv
     followed by batch norm and ReLU), each ending in a 2x2 max-pool, then global average+max pooling
     and a linear head: the SB-CNN / PANNs-CNN6 family.
@@ -159,7 +159,7 @@ class AudioClassifier(nn.Module):
         self.level_norm = bool(level_norm)
         self.dropout = float(dropout) if arch in CNN_ARCHITECTURES else None
         self.first_convs = int(first_convs) if arch in CNN_ARCHITECTURES else None
-        self.backbone = (CompactCNN(num_classes, width=self.width, dropout=self.dropout, first_convs=self.first_convs)
+        self.backbone = (FourBlockCNN(num_classes, width=self.width, dropout=self.dropout, first_convs=self.first_convs)
                          if arch in CNN_ARCHITECTURES
                          else torchvision_backbone(arch, num_classes, pretrained, weights_file))
         self.register_buffer("mean", torch.zeros(()))

@@ -28,7 +28,7 @@ BOOKKEEPING = frozenset({
 # Shown in a name's head (the model, the fold, the source), so not again among the changed flags.
 _IN_HEAD = {"training": {"model", "test_fold", "folds"}, "get_data": {"source"}, "preprocessing": set()}
 # preprocessing's --batch-size bounds memory only (the features do not depend on it); training's changes the run.
-_NOT_A_SETTING = {"preprocessing": {"batch_size"}}
+_NOT_A_SETTING = {"preprocessing": {"chunk_size"}}
 
 DATASET_SOURCES = {"urbansound8k": None, "esc50": None, "clearml-subset": "ClearML subset"}
 LAYOUT_NAMES = {"urbansound8k": "UrbanSound8K", "esc50": "ESC-50"}  # audioclf.layouts names -> as shown
@@ -54,7 +54,8 @@ def changed_flags(parser: argparse.ArgumentParser, args: argparse.Namespace, sta
     skip = BOOKKEEPING | _IN_HEAD.get(stage, set()) | _NOT_A_SETTING.get(stage, set())
     changed = []
     for action in parser._actions:
-        if not action.option_strings or action.dest in skip or action.dest == "help":
+        if not action.option_strings or action.dest in skip or action.dest == "help" \
+                or action.help == argparse.SUPPRESS:  # an old flag name (cli.alias): its new name is counted
             continue
         value = getattr(args, action.dest, action.default)
         if value == action.default or value is None:

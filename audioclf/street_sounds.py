@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .sound_models import NYQ, active_rms, harmonics, jitter, loguniform, noise, place, ramp, rolloff, times
+from .sound_generators import NYQ, active_rms, harmonics, jitter, loguniform, noise, place, ramp, rolloff, times
 
 
 def speech(n, sr, rng):

@@ -9,7 +9,7 @@ Design
   their minority-fold rows are left out of the pool, so each fsID lives in exactly one
   fold (hence :data:`MAX_CLIPS` is slightly below 8732).
 * **A clip is a field recording, not a clean event.** Every fsID is one recording
-  (:mod:`audioclf.acoustics`): one source of its class (a *voice*, :mod:`audioclf.sound_models`:
+  (:mod:`audioclf.acoustics`): one source of its class (a *voice*, :mod:`audioclf.sound_generators`:
   this dog, this siren), one room, one microphone colouring, one recorder (level, noise
   floor, sometimes clipping or a codec-like band limit), one file format, and a background
   scene that persists through the recording: OTHER classes' sources and the street around
@@ -22,7 +22,7 @@ Design
   recordings (folds), as on the real corpus.
 * **Calibrated on the real thing.** On a held-out set of real recordings in this layout
   the old compact-CNN defaults scored 0.57 on fold 10, the seed's ResNet-18 config 0.55
-  and a 4-block CNN 0.79; the README lists what the same configs score here.
+  and a 4-block CNN 0.79; benchmarks/README.md lists what the same configs score here.
 * **Determinism.** A clip's randomness comes from ``numpy.random.default_rng([seed, row])``
   (``row``: its row number in the real metadata table) and its recording's from
   ``[seed, tag, fsID]``, so the bytes of a clip do not depend on worker count,
@@ -51,7 +51,7 @@ from tqdm import tqdm
 from . import atomic, stopping, street_sounds
 from .acoustics import Recording, capture, draw_recording, room_impulse_response
 from .errors import UserError
-from .sound_models import CLASS_NAMES, NYQ as _NYQ, draw_voice, noise as _noise, render_event
+from .sound_generators import CLASS_NAMES, NYQ as _NYQ, draw_voice, noise as _noise, render_event
 
 COLUMNS = ["slice_file_name", "fsID", "start", "end", "salience", "fold", "classID", "class"]
 MIN_CLIPS = 10

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 from clearml import Task
 from clearml.config import config_obj
 
-from . import atomic, stopping
+from . import atomic, clearml_internals, stopping
 from .errors import UserError
 
 if TYPE_CHECKING:  # pandas is not imported at run time here: the pipeline controller needs only clearml
@@ -55,9 +55,9 @@ def default_output_dir() -> Path:
     return Path(os.environ.get("AUDIOCLF_HOME", "outputs"))
 
 
-def add_tracking_args(parser: argparse.ArgumentParser, stage: str, enqueue_flag: str = "--queue") -> None:
-    """The arguments every stage shares: where it reports and where it writes. ``enqueue_flag``: the name of the
-    flag that enqueues the script itself (optimize.py: --optimizer-queue; pipeline.py has --controller-queue)."""
+def add_tracking_args(parser: argparse.ArgumentParser, stage: str) -> argparse.Action:
+    """The arguments every stage shares: where it reports and where it writes. Returns --queue's action (the flag
+    that enqueues the script itself), for an old name of it (cli.alias)."""
     group = parser.add_argument_group("tracking and storage")
     group.add_argument("--project", default="Audio Classification",
                        help="ClearML project of the task and datasets (default: %(default)s)")
@@ -67,7 +67,7 @@ def add_tracking_args(parser: argparse.ArgumentParser, stage: str, enqueue_flag:
     group.add_argument("--offline", action="store_true",
                        help="run without a ClearML server: record an offline session and use the local "
                             "dataset store (default: automatic when no ClearML credentials are configured)")
-    group.add_argument(enqueue_flag, dest="queue", default=None,
+    queue = group.add_argument("--queue", dest="queue", default=None,
                        help="enqueue this script on a ClearML agent queue instead of running it here "
                             "(needs a server; default: run here)")
     group.add_argument("--storage", default=None,
@@ -79,10 +79,11 @@ def add_tracking_args(parser: argparse.ArgumentParser, stage: str, enqueue_flag:
     group.add_argument("--output-dir", type=Path, default=default_output_dir(),
                        help="folder for the local dataset store and run folders "
                             "(default: $AUDIOCLF_HOME or ./outputs, now %(default)s)")
+    return queue
 
 
 def queue_flag_of(parser: argparse.ArgumentParser) -> str:
-    """The spelling of the flag that enqueues this script (--queue; optimize.py: --optimizer-queue), for errors."""
+    """The spelling of the flag that enqueues this script (--queue), for errors."""
     return next((action.option_strings[0] for action in parser._actions if action.dest == "queue"), "--queue")
 
 
@@ -247,9 +248,7 @@ class Run:
             self.task.flush(wait_for_uploads=True)
             self.task.close()
         finally:
-            from clearml.binding.args import argparser_update_currenttask
-
-            argparser_update_currenttask(None)
+            clearml_internals.forget_current_task()
         if status == "failed":
             self.task.mark_failed(status_reason=(reason or "failed")[:250], force=True)
         elif status == "stopped":
@@ -330,7 +329,7 @@ def start_run(
         Task.set_offline(True)
         if not _OFFLINE_BANNER_SHOWN:
             print(f"ClearML: OFFLINE, because {why}. Nothing is sent to a server. Each stage records an "
-                  "offline session you can import later (README: 'From offline to a server'); datasets go "
+                  "offline session you can import later (docs/clearml.md: 'From offline to a server'); datasets go "
                   f"to the local store under {args.output_dir.resolve()}.", flush=True)
             _OFFLINE_BANNER_SHOWN = True
     else:
@@ -339,7 +338,7 @@ def start_run(
         # An agent installs what the task lists; Task.init alone would list only the imports it detects.
         Task.force_requirements_env_freeze(force=True, requirements_file=str(REQUIREMENTS_FILE))
     config_obj.set_overrides(overrides)
-    Task._report_subprocess_enabled = False  # the deferred config above may already be resolved
+    clearml_internals.disable_report_subprocess()  # the deferred config above may already be resolved
     run_dir = make_run_dir(args.output_dir, stage)  # first: an unwritable --output-dir stops here, in one line
     try:
         task = Task.init(
@@ -369,7 +368,7 @@ def start_run(
     # parse_args already returned the values set in the UI or by the pipeline). Not task.connect(parser): it
     # looks the namespace up by pairing parsers with parsed namespaces deduplicated by equality, so a second
     # identical command line in one process (tests, the offline pipeline) is paired with the wrong one.
-    task._connect_argparse(parser=parser, parsed_args=args, name="Args")
+    clearml_internals.connect_parsed_args(task, parser, args)
     if args.queue and task.running_locally():
         # Stops here and exits; an agent on that queue runs main() again with the recorded arguments (there,
         # execute_remotely does nothing and the stage goes on).

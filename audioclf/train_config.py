@@ -17,7 +17,7 @@ CNN_ARCHITECTURES = ("cnn", "compact")  # the ones that take --width
 class TrainConfig:
     arch: str = "cnn"
     width: int | None = None  # base channels of the CNNs (None: the model's default)
-    epochs: int = 25  # 25 x 960 clips: about 1.8x the seed config's CPU time (benchmarks/accuracy.py, README)
+    epochs: int = 25  # 25 x 960 clips: about 1.8x the seed config's CPU time (benchmarks/README.md, "Today's defaults")
     batch_size: int = 32
     lr: float = 2e-3  # peak of the one-cycle schedule (AdamW)
     weight_decay: float = 1e-2
@@ -27,8 +27,9 @@ class TrainConfig:
     masks: int = 1  # SpecAugment: time masks and frequency masks per clip (each up to 1/8 of the axis)
     freq_shift: int = 0  # shift the mel axis by up to this many bands (pitch spread); 0: off
     eq_db: float = 0.0  # add a smooth random curve of up to +-eq_db dB over the mel bands (mic colour); 0: off
-    mixup: float = 0.0  # Beta(alpha, alpha) mixup of training batches; 0: off. Off by default: in a 25-epoch
-    #                     schedule it slowed the CNN's fit and cost 0.1-0.2 accuracy (README, "Training")
+    mixup: float = 0.0  # Beta(alpha, alpha) mixup of training batches; 0: off. Off by default: no gain in the
+    #                     paired cross-validation of a 25-epoch schedule on the built-in data; the real set is
+    #                     checking it (docs/choosing-defaults.md, "Which evidence decided each default")
     dropout: float = 0.3  # dropout before the CNNs' linear head (torchvision backbones keep their own)
     first_convs: int = 1  # 3x3 convs in the CNNs' first block (the others have two)
     ema: float = 0.0  # decay per step of an exponential moving average of the weights, which is then the
@@ -38,7 +39,8 @@ class TrainConfig:
     tta: int = 1  # test and validation: average the softmax over this many circular time shifts
     select: str = "last"  # the weights tested and saved: the last epoch's, or "best-val" (best validation
     #                       accuracy). "last": the one-cycle schedule's end beat a pick on ~110 validation
-    #                       clips by 0.010 +- 0.003 over 170 cross-validation runs (README, "Training")
+    #                       clips by 0.010 +- 0.003 over 170 cross-validation runs
+    #                       (docs/choosing-defaults.md, "Which weights")
     amp: bool = True  # bf16 autocast on CUDA (ignored on the CPU)
     channels_last: bool = True  # NHWC convolutions: 10-20 % faster for the CNNs on a 2-core CPU (measured)
     compile: bool = False  # torch.compile the model

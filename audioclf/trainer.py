@@ -192,6 +192,28 @@ def _snapshot(model: nn.Module, which: str, lr: float) -> dict:
     return state
 
 
+@dataclass
+class _Run:
+    """What one training run holds between its parts (fit's set-up, resume, epochs, checkpoints)."""
+
+    cfg: TrainConfig
+    device: torch.device
+    model: AudioClassifier
+    step_model: nn.Module  # the model, or its torch.compile'd form: the same parameters
+    averaged: nn.Module | None  # the EMA copy (weights and batch-norm statistics) when cfg.ema is set
+    eval_model: nn.Module  # what is validated and kept: the EMA copy's module, or the model
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    loss_fn: nn.Module
+    generator: torch.Generator
+    mixup: torch.distributions.Beta | None
+    x: torch.Tensor
+    y: torch.Tensor
+    train_idx: torch.Tensor
+    val_x: torch.Tensor
+    val_y: torch.Tensor
+
+
 def fit(
     model: AudioClassifier,
     x: torch.Tensor,
@@ -221,106 +243,19 @@ def fit(
         raise UserError(f"--batch-size and --epochs must be at least 1 (got {cfg.batch_size}, {cfg.epochs})")
     if cfg.select not in SELECT_MODES:
         raise UserError(f"--select {cfg.select!r}: choose one of {', '.join(SELECT_MODES)}")
-    torch.manual_seed(cfg.seed)
-    generator = torch.Generator().manual_seed(cfg.seed)
-    x = x.to(device)  # float16 on the device; batches are cast to float32 when taken
-    y = y.to(device)
-    model.fit_normalization(x[torch.from_numpy(split.train).to(device)], per_band=cfg.band_norm)
-    model.to(device)
-    if cfg.channels_last:
-        model.to(memory_format=torch.channels_last)
-    step_model = torch.compile(model) if cfg.compile else model  # the same parameters; state_dict from `model`
-    # The averaged copy (weights and batch-norm statistics) that is validated and kept when cfg.ema is set.
-    averaged = (torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(
-        cfg.ema), use_buffers=True) if cfg.ema > 0 else None)
-    eval_model = averaged.module if averaged is not None else model
-
-    steps_per_epoch = math.ceil(len(split.train) / cfg.batch_size)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, epochs=cfg.epochs,
-                                                    steps_per_epoch=steps_per_epoch)
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
-    train_idx = torch.from_numpy(split.train)
-    val_x, val_y = x[torch.from_numpy(split.val).to(device)], y[torch.from_numpy(split.val).to(device)]
-    mixup = torch.distributions.Beta(cfg.mixup, cfg.mixup) if cfg.mixup > 0 else None
-
+    run = _start(model, x, y, split, cfg, device)
     best = {"val_accuracy": -1.0, "epoch": 0, "state": None}
     history: list[dict] = []
     first_epoch = 1
     if resume is not None:
-        if not same_config(resume["train_config"], cfg) or resume["folds"] != [split.test_fold, split.val_fold]:
-            raise UserError("--resume: the checkpoint was made with another training config or folds "
-                            f"({resume['train_config']}, folds {resume['folds']}); rerun with the same arguments")
-        if data is not None and resume.get("data") not in (None, data):
-            raise UserError(f"--resume: the checkpoint was made on other data ({resume['data']}), not on "
-                            f"{data}; resume with the dataset it was made on, or start afresh")
-        try:
-            model.load_state_dict(resume["model"])
-        except RuntimeError as exc:  # another class count or input shape than this dataset's
-            raise UserError("--resume: the checkpoint's model does not fit this dataset (other classes or feature "
-                            f"shape: {str(exc).splitlines()[-1].strip()}); resume with the dataset it was made "
-                            "on") from exc
-        if averaged is not None:
-            averaged.load_state_dict(resume["averaged"])
-        optimizer.load_state_dict(resume["optimizer"])
-        scheduler.load_state_dict(resume["scheduler"])
-        generator.set_state(resume["generator"])
-        torch.set_rng_state(resume["cpu_rng"])
-        best, history = resume["best"], list(resume["history"])
-        first_epoch = resume["epoch"] + 1
-        print(f"resuming after epoch {resume['epoch']} (best validation accuracy so far "
-              f"{best['val_accuracy']:.4f} at epoch {best['epoch']})")
+        best, history, first_epoch = _resume(run, resume, split, data)
 
     bar = tqdm(range(first_epoch, cfg.epochs + 1), desc=f"train {cfg.arch}", unit="epoch", disable=not progress)
     for epoch in bar:
         if cfg.patience and epoch - best["epoch"] > cfg.patience:
             print(f"early stop before epoch {epoch}: no better validation accuracy since epoch {best['epoch']}")
             break
-        model.train()
-        order = train_idx[torch.randperm(len(train_idx), generator=generator)].to(device)
-        # Sums stay on the device: one host synchronisation per epoch, not per step.
-        total_loss = torch.zeros((), device=device)
-        preds, targets = [], []
-        for start in range(0, len(order), cfg.batch_size):
-            idx = order[start:start + cfg.batch_size]
-            xb, yb = x[idx].float(), y[idx]
-            if cfg.augment:
-                xb = augment(xb, generator, masks=cfg.masks, freq_shift=cfg.freq_shift, eq_db=cfg.eq_db)
-            with _autocast(device, cfg.amp):
-                if mixup is not None:
-                    # Mix each clip with another of the batch; the loss mixes their labels alike.
-                    lam = float(mixup.sample())
-                    perm = torch.randperm(len(idx), generator=generator).to(device)
-                    logits = step_model(lam * xb + (1 - lam) * xb[perm])
-                    loss = lam * loss_fn(logits, yb) + (1 - lam) * loss_fn(logits, yb[perm])
-                    # The training accuracy counts the label that dominates the mix: with one lambda per
-                    # batch, counting yb alone would score a batch with lambda near 0 as wrong.
-                    yb = yb if lam >= 0.5 else yb[perm]
-                else:
-                    logits = step_model(xb)
-                    loss = loss_fn(logits, yb)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            if averaged is not None:
-                averaged.update_parameters(model)
-            total_loss += loss.detach().float() * len(idx)
-            preds.append(logits.detach().argmax(1))
-            targets.append(yb)
-        epoch_loss = float(total_loss) / len(order)
-        if not math.isfinite(epoch_loss):
-            raise NonFiniteError(
-                f"the training loss became {epoch_loss} in epoch {epoch}: training diverged, and no model was saved. "
-                f"Lower --lr (now {cfg.lr}), or check the features for extreme values")
-        train_metrics = evaluation.summary(torch.cat(targets).cpu().numpy(), torch.cat(preds).cpu().numpy())
-        val_logits = predict_logits(eval_model, val_x, device, amp=cfg.amp, tta=cfg.tta)
-        val_loss = float(nn.functional.cross_entropy(val_logits, val_y.cpu()))
-        val_metrics = evaluation.summary(val_y.cpu().numpy(), val_logits.argmax(1).numpy())
-        row = {"epoch": epoch, "train_loss": epoch_loss, "val_loss": val_loss,
-               "train_accuracy": train_metrics["accuracy"], "val_accuracy": val_metrics["accuracy"],
-               "train_f1_macro": train_metrics["f1_macro"], "val_f1_macro": val_metrics["f1_macro"],
-               "lr": scheduler.get_last_lr()[0]}
+        row = _validate(run, epoch, *_train_epoch(run, epoch))
         history.append(row)
         # Eight series per run, what the web UI's compare view shows before a user picks more (it selects the
         # first 8 in title order, after the test results): loss and accuracy of both splits, the validation
@@ -330,17 +265,130 @@ def fit(
         bar.set_postfix(loss=f"{row['train_loss']:.3f}", val_acc=f"{row['val_accuracy']:.3f}")
         if row["val_accuracy"] > best["val_accuracy"]:
             # Only best-val returns these weights; "last" needs just the epoch and its accuracy.
-            state = _snapshot(eval_model, f"of epoch {epoch}", cfg.lr) if cfg.select == "best-val" else None
+            state = _snapshot(run.eval_model, f"of epoch {epoch}", cfg.lr) if cfg.select == "best-val" else None
             best = {"val_accuracy": row["val_accuracy"], "epoch": epoch, "state": state}
         if checkpoint_path is not None:
-            save_checkpoint(checkpoint_path, epoch=epoch, model=model.state_dict(),
-                            averaged=averaged.state_dict() if averaged is not None else None,
-                            optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
-                            generator=generator.get_state(), cpu_rng=torch.get_rng_state(), best=best,
-                            history=history, train_config=cfg.to_dict(), folds=[split.test_fold, split.val_fold],
-                            data=data)
+            _checkpoint(run, checkpoint_path, epoch, best, history, split, data)
     chosen = best
     if cfg.select == "last" and history:
         chosen = {"val_accuracy": history[-1]["val_accuracy"], "epoch": history[-1]["epoch"],
-                  "state": _snapshot(eval_model, "of the last epoch", cfg.lr)}
+                  "state": _snapshot(run.eval_model, "of the last epoch", cfg.lr)}
     return {**chosen, "best_epoch": best["epoch"], "best_val_accuracy": best["val_accuracy"]}, pd.DataFrame(history)
+
+
+def _start(model: AudioClassifier, x: torch.Tensor, y: torch.Tensor, split: Split, cfg: TrainConfig,
+           device: torch.device) -> _Run:
+    """Seed, normalization, device placement, optimizer and schedule: a run before its first epoch."""
+    torch.manual_seed(cfg.seed)
+    generator = torch.Generator().manual_seed(cfg.seed)
+    x = x.to(device)  # float16 on the device; batches are cast to float32 when taken
+    y = y.to(device)
+    model.fit_normalization(x[torch.from_numpy(split.train).to(device)], per_band=cfg.band_norm)
+    model.to(device)
+    if cfg.channels_last:
+        model.to(memory_format=torch.channels_last)
+    step_model = torch.compile(model) if cfg.compile else model  # the same parameters; state_dict from `model`
+    averaged = (torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(
+        cfg.ema), use_buffers=True) if cfg.ema > 0 else None)
+    steps_per_epoch = math.ceil(len(split.train) / cfg.batch_size)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, epochs=cfg.epochs,
+                                                    steps_per_epoch=steps_per_epoch)
+    val = torch.from_numpy(split.val).to(device)
+    return _Run(cfg=cfg, device=device, model=model, step_model=step_model, averaged=averaged,
+                eval_model=averaged.module if averaged is not None else model, optimizer=optimizer,
+                scheduler=scheduler, loss_fn=nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing),
+                generator=generator, mixup=torch.distributions.Beta(cfg.mixup, cfg.mixup) if cfg.mixup > 0 else None,
+                x=x, y=y, train_idx=torch.from_numpy(split.train), val_x=x[val], val_y=y[val])
+
+
+def _resume(run: _Run, resume: dict, split: Split, data: dict | None) -> tuple[dict, list[dict], int]:
+    """Load a checkpoint into the run (after checking it was made with this config, folds and data): the best
+    epoch so far, the history and the first epoch still to train."""
+    if not same_config(resume["train_config"], run.cfg) or resume["folds"] != [split.test_fold, split.val_fold]:
+        raise UserError("--resume: the checkpoint was made with another training config or folds "
+                        f"({resume['train_config']}, folds {resume['folds']}); rerun with the same arguments")
+    if data is not None and resume.get("data") not in (None, data):
+        raise UserError(f"--resume: the checkpoint was made on other data ({resume['data']}), not on "
+                        f"{data}; resume with the dataset it was made on, or start afresh")
+    try:
+        run.model.load_state_dict(resume["model"])
+    except RuntimeError as exc:  # another class count or input shape than this dataset's
+        raise UserError("--resume: the checkpoint's model does not fit this dataset (other classes or feature "
+                        f"shape: {str(exc).splitlines()[-1].strip()}); resume with the dataset it was made "
+                        "on") from exc
+    if run.averaged is not None:
+        run.averaged.load_state_dict(resume["averaged"])
+    run.optimizer.load_state_dict(resume["optimizer"])
+    run.scheduler.load_state_dict(resume["scheduler"])
+    run.generator.set_state(resume["generator"])
+    torch.set_rng_state(resume["cpu_rng"])
+    best = resume["best"]
+    print(f"resuming after epoch {resume['epoch']} (best validation accuracy so far "
+          f"{best['val_accuracy']:.4f} at epoch {best['epoch']})")
+    return best, list(resume["history"]), resume["epoch"] + 1
+
+
+def _train_epoch(run: _Run, epoch: int) -> tuple[float, dict]:
+    """One pass over the training folds in a seeded order: the mean loss and the training metrics."""
+    cfg, device = run.cfg, run.device
+    run.model.train()
+    order = run.train_idx[torch.randperm(len(run.train_idx), generator=run.generator)].to(device)
+    # Sums stay on the device: one host synchronisation per epoch, not per step.
+    total_loss = torch.zeros((), device=device)
+    preds, targets = [], []
+    for start in range(0, len(order), cfg.batch_size):
+        idx = order[start:start + cfg.batch_size]
+        xb, yb = run.x[idx].float(), run.y[idx]
+        if cfg.augment:
+            xb = augment(xb, run.generator, masks=cfg.masks, freq_shift=cfg.freq_shift, eq_db=cfg.eq_db)
+        with _autocast(device, cfg.amp):
+            if run.mixup is not None:
+                # Mix each clip with another of the batch; the loss mixes their labels alike.
+                lam = float(run.mixup.sample())
+                perm = torch.randperm(len(idx), generator=run.generator).to(device)
+                logits = run.step_model(lam * xb + (1 - lam) * xb[perm])
+                loss = lam * run.loss_fn(logits, yb) + (1 - lam) * run.loss_fn(logits, yb[perm])
+                # The training accuracy counts the label that dominates the mix: with one lambda per
+                # batch, counting yb alone would score a batch with lambda near 0 as wrong.
+                yb = yb if lam >= 0.5 else yb[perm]
+            else:
+                logits = run.step_model(xb)
+                loss = run.loss_fn(logits, yb)
+        run.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        run.optimizer.step()
+        run.scheduler.step()
+        if run.averaged is not None:
+            run.averaged.update_parameters(run.model)
+        total_loss += loss.detach().float() * len(idx)
+        preds.append(logits.detach().argmax(1))
+        targets.append(yb)
+    epoch_loss = float(total_loss) / len(order)
+    if not math.isfinite(epoch_loss):
+        raise NonFiniteError(
+            f"the training loss became {epoch_loss} in epoch {epoch}: training diverged, and no model was saved. "
+            f"Lower --lr (now {cfg.lr}), or check the features for extreme values")
+    return epoch_loss, evaluation.summary(torch.cat(targets).cpu().numpy(), torch.cat(preds).cpu().numpy())
+
+
+def _validate(run: _Run, epoch: int, epoch_loss: float, train_metrics: dict) -> dict:
+    """The epoch's row of the history: training loss and metrics, and those of the validation fold."""
+    val_logits = predict_logits(run.eval_model, run.val_x, run.device, amp=run.cfg.amp, tta=run.cfg.tta)
+    val_loss = float(nn.functional.cross_entropy(val_logits, run.val_y.cpu()))
+    val_metrics = evaluation.summary(run.val_y.cpu().numpy(), val_logits.argmax(1).numpy())
+    return {"epoch": epoch, "train_loss": epoch_loss, "val_loss": val_loss,
+            "train_accuracy": train_metrics["accuracy"], "val_accuracy": val_metrics["accuracy"],
+            "train_f1_macro": train_metrics["f1_macro"], "val_f1_macro": val_metrics["f1_macro"],
+            "lr": run.scheduler.get_last_lr()[0]}
+
+
+def _checkpoint(run: _Run, path: Path, epoch: int, best: dict, history: list[dict], split: Split,
+                data: dict | None) -> None:
+    """Everything _resume needs to continue after ``epoch`` exactly as if the run had not stopped."""
+    save_checkpoint(path, epoch=epoch, model=run.model.state_dict(),
+                    averaged=run.averaged.state_dict() if run.averaged is not None else None,
+                    optimizer=run.optimizer.state_dict(), scheduler=run.scheduler.state_dict(),
+                    generator=run.generator.get_state(), cpu_rng=torch.get_rng_state(), best=best,
+                    history=history, train_config=run.cfg.to_dict(), folds=[split.test_fold, split.val_fold],
+                    data=data)

@@ -352,7 +352,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
                              "(default: %(default)s)")
     parser.add_argument("--num-clips", type=int, default=1200,
                         help="synthetic: clips, with the real fold and class distribution (default: %(default)s)")
-    parser.add_argument("--data-seed", type=int, default=0, help="synthetic: seed (default: %(default)s)")
+    parser.add_argument("--data-seed", type=int, default=0,
+                        help="random seed of the data (synthetic) (default: %(default)s)")
     parser.add_argument("--folds", type=fold_list, default="all",
                         help="test folds: 'all' or a list like 1,4,7,10 (default: all)")
     parser.add_argument("--seeds", type=seed_list, default=None,

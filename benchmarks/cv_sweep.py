@@ -224,7 +224,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--make-pack", type=Path, metavar="FILE", help="write the features pack and stop")
     parser.add_argument("--source", default="synthetic", help="--make-pack: 'synthetic' or a dataset folder")
     parser.add_argument("--num-clips", type=int, default=1200, help="--make-pack synthetic: clips (default 1200)")
-    parser.add_argument("--data-seed", type=int, default=0, help="--make-pack synthetic: seed (default 0)")
+    parser.add_argument("--data-seed", type=int, default=0,
+                        help="--make-pack synthetic: random seed of the data (default 0)")
     parser.add_argument("--pad", default=None, choices=["zero", "loop"],
                         help="--make-pack: how clips shorter than the duration are filled (default: the "
                              "FeatureConfig default)")

@@ -49,7 +49,7 @@ from tqdm import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from audioclf.acoustics import RATE_P, RATES, STEREO_P, SUBTYPE_P, SUBTYPES  # noqa: E402
-from audioclf.sound_models import noise  # noqa: E402
+from audioclf.sound_generators import noise  # noqa: E402
 from audioclf.synthetic import wav_bytes  # noqa: E402
 
 VERSION = 1  # bump when a change alters the bytes of the set

@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clips", type=int, default=400, help="generated clips (default: %(default)s)")
     parser.add_argument("--folder", type=Path, default=None, help="use the .wav files under this folder instead")
-    parser.add_argument("--workers", type=int, default=os.cpu_count(), help="our decoding workers (default: all cores)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count(), help="parallel workers: our decoding threads (default: all cores)")
     parser.add_argument("--memory-sizes", default="100,400",
                         help="two clip counts for the peak-memory check (default: %(default)s)")
     parser.add_argument("--repeats", type=int, default=2, help="timings per variant; the best is kept (default: %(default)s)")

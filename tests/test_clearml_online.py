@@ -105,7 +105,7 @@ def offline_runs(tmp_path_factory):
     """Real offline runs: raw -> features -> two trainings (test folds 10 and 9)."""
     out = tmp_path_factory.mktemp("offline-runs")
     common = ["--offline", "--output-dir", str(out)]
-    raw = get_data.main(["--num-clips", str(NUM_CLIPS), "--seed", "1", "--workers", "1"] + common)
+    raw = get_data.main(["--num-clips", str(NUM_CLIPS), "--data-seed", "1", "--workers", "1"] + common)
     feats = preprocessing.main(["--dataset-id", raw["dataset_id"], "--device", "cpu", "--workers", "1"] + common)
     base = ["--dataset-id", feats["dataset_id"], "--epochs", "1", "--device", "cpu", "--batch-size", "16"] + common
     fold10 = training.main(base)
@@ -483,6 +483,8 @@ def test_pipeline_dag(offline_controller, folds, no_cache):
     assert params["get_data"]["Args/source"] == "urbansound8k"
     # A real source has no clip count to change: --num-clips is not a parameter of its pipeline.
     assert "Args/num_clips" not in params["get_data"]
+    # Issue 35: --seed is training's seed (a pipeline parameter), --data-seed get_data's (fixed with the source).
+    assert params["get_data"]["Args/data_seed"] == "0" and "Args/seed" not in params["get_data"]
     assert params["preprocessing"]["Args/dataset_id"] == "${get_data.parameters.General/dataset_id}"
     assert params["preprocessing"]["Args/device"] == "${pipeline.device}"
     for name, fold in zip(trainings, fold_list):
@@ -490,6 +492,7 @@ def test_pipeline_dag(offline_controller, folds, no_cache):
         assert params[name]["Args/test_fold"] == str(fold)
         assert params[name]["Args/model"] == "${pipeline.model}" and params[name]["Args/epochs"] == "${pipeline.epochs}"
         assert "Args/task_name" not in params[name], "each step names its task after its own settings"
+        assert params[name]["Args/seed"] == "${pipeline.seed}"
     if len(fold_list) > 1:
         assert dag["cross_validation"].parents == trainings
         referenced = params["cross_validation"]["Args/training_tasks"].split(",")
@@ -588,7 +591,7 @@ def controller_on_agent(pipe, parser=None, **ui_changes) -> argparse.Namespace:
 
 
 def test_pipeline_controller_gets_default_arguments_back_under_the_agent(offline_controller):
-    """Online without --local the controller runs on the services agent, which runs pipeline.py again."""
+    """Online with --queue the controller runs on the services agent, which runs pipeline.py again."""
     args, pipe = offline_controller(["--num-clips", "50", "--epochs", "3", "--gpu-queue", "g"])
     agent = controller_on_agent(pipe)
     assert (agent.folds, agent.num_clips, agent.epochs, agent.gpu_queue) == (args.folds, 50, 3, "g")
@@ -664,10 +667,11 @@ def launch(monkeypatch):
 
 
 def test_run_online_local_runs_the_controller_here_and_ends_with_a_summary(launch, capsys):
-    assert pipeline.main(["--local"]) == launch.results
+    """Issue 35: with no --queue the controller runs here (as --queue means in every script), steps on agents."""
+    assert pipeline.main([]) == launch.results
     launch.pipe.start_locally.assert_called_once_with(run_pipeline_steps_locally=False)
     launch.pipe.start.assert_not_called()
-    assert launch.checked == [["default", "gpu"]], "no controller queue is needed with --local"
+    assert launch.checked == [["default", "gpu"]], "no controller queue is needed without --queue"
     captured = capsys.readouterr()
     assert "warning: queue 'gpu' has no agent listening" in captured.err
     summary = captured.out.split("=== pipeline summary ===")[1]
@@ -677,12 +681,12 @@ def test_run_online_local_runs_the_controller_here_and_ends_with_a_summary(launc
 def test_run_online_local_fails_when_a_step_failed(launch, capsys):
     launch.results["training"] = {"status": "failed", "url": "u3"}
     with pytest.raises(SystemExit) as stopped:
-        pipeline.main(["--local"])
+        pipeline.main([])
     assert stopped.value.code == 1 and "training failed" in capsys.readouterr().err
 
 
 def test_run_online_enqueues_the_controller(launch, capsys):
-    pipeline.main(["--controller-queue", "svc"])
+    pipeline.main(["--queue", "svc"])
     launch.pipe.start.assert_called_once_with(queue="svc")
     launch.pipe.start_locally.assert_not_called()
     assert launch.checked == [["default", "gpu", "svc"]]
@@ -696,7 +700,7 @@ def test_run_online_launches_even_when_the_queue_check_fails(launch, monkeypatch
         raise ConnectionError("server went away")
 
     monkeypatch.setattr(enqueue, "check_queues", broken)
-    pipeline.main([])
+    pipeline.main(["--queue", "services"])
     launch.pipe.start.assert_called_once_with(queue="services")
     assert "could not check the queues (ConnectionError: server went away)" in capsys.readouterr().err
 
@@ -710,7 +714,7 @@ def test_run_online_refuses_a_queue_that_does_not_exist_before_any_task_exists(l
     built = []
     monkeypatch.setattr(pipeline, "build_controller", lambda args: built.append(args))
     with pytest.raises(SystemExit) as exc:
-        pipeline.main(["--local"])
+        pipeline.main([])
     assert exc.value.code == 2 and not built
     assert capsys.readouterr().err.strip().splitlines() == [f"error: {missing}"]
 
@@ -733,7 +737,7 @@ def test_run_locally_needs_a_server(monkeypatch, capsys):
         pipeline.main(["--run-locally"])
     assert exc.value.code == 2 and "--run-locally reports to a ClearML server" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        pipeline.main(["--run-locally", "--local"])
+        pipeline.main(["--run-locally", "--queue", "svc"])
     assert "not allowed with argument" in capsys.readouterr().err
 
 

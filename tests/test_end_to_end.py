@@ -47,7 +47,7 @@ def stages(tmp_path_factory):
     """Run get_data -> preprocessing -> training through their main() functions, as a user would."""
     out = tmp_path_factory.mktemp("outputs")
     common = ["--offline", "--output-dir", str(out)]
-    raw = get_data.main(["--num-clips", str(NUM_CLIPS), "--seed", "3", "--workers", "1"] + common)
+    raw = get_data.main(["--num-clips", str(NUM_CLIPS), "--data-seed", "3", "--workers", "1"] + common)
     store = LocalStore(out / "datasets")
     raw_digest_before = _tree_digest(store.root / raw["dataset_id"])
     feats = preprocessing.main(["--dataset-id", raw["dataset_id"], "--device", "cpu"] + common)
@@ -159,7 +159,7 @@ def test_each_session_says_what_its_run_is(stages):
     datasets named after their data, and nothing local in the metrics that go to a server."""
     tasks = {stage: json.loads((Path(stages[stage]["session_dir"]) / "task.json").read_text())
              for stage in ("raw", "features", "training")}
-    assert tasks["raw"]["name"] == f"get_data synthetic num-clips={NUM_CLIPS} seed=3"
+    assert tasks["raw"]["name"] == f"get_data synthetic num-clips={NUM_CLIPS} data-seed=3"
     assert tasks["features"]["name"] == "preprocessing"
     assert tasks["training"]["name"] == "training cnn fold 10 epochs=2"
     assert {"cnn", "fold 10"} <= set(tasks["training"]["tags"])

@@ -145,7 +145,7 @@ def made(tmp_path_factory):
     """A raw and a features dataset of CLIPS generated clips, offline, and a trained model."""
     out = tmp_path_factory.mktemp("integrity") / "outputs"
     common = ["--offline", "--output-dir", str(out)]
-    raw = get_data.main(["--num-clips", str(CLIPS), "--seed", "2", "--workers", "1"] + common)
+    raw = get_data.main(["--num-clips", str(CLIPS), "--data-seed", "2", "--workers", "1"] + common)
     feats = preprocessing.main(["--dataset-id", raw["dataset_id"], "--device", "cpu", "--workers", "1"] + common)
     return {"out": out, "common": common, "store": LocalStore(out / "datasets"), "raw": raw["dataset_id"],
             "features": feats["dataset_id"]}

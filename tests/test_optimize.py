@@ -25,14 +25,14 @@ from audioclf.search import Dimension, parse_dimension
 def features(tmp_path_factory):
     out = tmp_path_factory.mktemp("optimize") / "outputs"
     common = ["--offline", "--output-dir", str(out)]
-    raw = get_data.main(["--num-clips", "40", "--seed", "4", "--workers", "1"] + common)
+    raw = get_data.main(["--num-clips", "40", "--data-seed", "4", "--workers", "1"] + common)
     feats = preprocessing.main(["--dataset-id", raw["dataset_id"], "--device", "cpu", "--workers", "1"] + common)
     return {"out": out, "id": feats["dataset_id"], "raw": raw["dataset_id"]}
 
 
 def test_offline_search_of_three_trials_picks_the_best_validation_accuracy(features, capsys):
     result = optimize.main(["--offline", "--dataset-id", features["id"], "--trials", "3", "--epochs", "2",
-                            "--train-args", "--width 4 --device cpu", "--output-dir", str(features["out"])])
+                            "--training-args", "--width 4 --device cpu", "--output-dir", str(features["out"])])
     printed = capsys.readouterr().out
     assert "=== best trial ===" in printed and "validation accuracy:" in printed
     run = Path(result["run_dir"])
@@ -122,7 +122,7 @@ def test_the_same_space_offline_and_online():
 def test_train_args_become_args_pairs_for_the_base_task():
     assert optimize.train_args_pairs("--width 24 --no-amp --test-fold=9") == [
         ("width", "24"), ("no_amp", "True"), ("test_fold", "9")]
-    with pytest.raises(UserError, match="--train-args"):
+    with pytest.raises(UserError, match="--training-args"):
         optimize.train_args_pairs("width 24")
 
 
@@ -133,7 +133,7 @@ def test_train_args_become_args_pairs_for_the_base_task():
     ("--select=best-val", "max_global"),
 ])
 def test_the_online_objective_reads_the_validation_accuracy_of_the_weights_a_trial_keeps(train_args, sign):
-    args = optimize.build_parser().parse_args(["--dataset-id", "x", f"--train-args={train_args}"])
+    args = optimize.build_parser().parse_args(["--dataset-id", "x", f"--training-args={train_args}"])
     assert optimize.objective_sign(args, "unused-base-task") == sign
 
 
@@ -217,7 +217,7 @@ def test_the_online_report_reads_the_objective_the_optimizer_maximizes(monkeypat
     monkeypatch.setattr(clearml.Task, "force_requirements_env_freeze", classmethod(lambda cls, **kw: None))
     parser = optimize.build_parser()
     args = parser.parse_args(["--base-task-id", "base", "--offline", "--output-dir", str(tmp_path),
-                              "--batch-size", "16,32", "--train-args", "--select last"])
+                              "--batch-size", "16,32", "--training-args", "--select last"])
     space = search.space_from(args)
     result = optimize.run_online(args, parser, space)
     assert [row["objective"] for row in result["trials"]] == [0.60, 0.70]

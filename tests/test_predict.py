@@ -39,7 +39,7 @@ def trained(tmp_path_factory):
     """The three stages on 100 generated clips, offline, as a user runs them (3 short epochs)."""
     out = tmp_path_factory.mktemp("outputs")
     common = ["--offline", "--output-dir", str(out)]
-    raw = get_data.main(["--num-clips", "100", "--seed", "3", "--workers", "1"] + common)
+    raw = get_data.main(["--num-clips", "100", "--data-seed", "3", "--workers", "1"] + common)
     feats = preprocessing.main(["--dataset-id", raw["dataset_id"], "--device", "cpu", "--workers", "1"] + common)
     train = training.main(["--dataset-id", feats["dataset_id"], "--epochs", "3", "--batch-size", "16",
                            "--device", "cpu"] + common)

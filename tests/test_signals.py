@@ -138,7 +138,7 @@ def made(tmp_path_factory):
     """A raw and a features dataset of CLIPS generated clips and a tiny model, offline."""
     out = tmp_path_factory.mktemp("signals") / "outputs"
     common = ["--offline", "--output-dir", str(out)]
-    raw = get_data.main(["--num-clips", str(CLIPS), "--seed", "3", "--workers", "1"] + common)
+    raw = get_data.main(["--num-clips", str(CLIPS), "--data-seed", "3", "--workers", "1"] + common)
     feats = preprocessing.main(["--dataset-id", raw["dataset_id"], "--device", "cpu", "--workers", "1"] + common)
     model = training.main(["--dataset-id", feats["dataset_id"], "--epochs", "1", "--width", "4", "--batch-size", "8",
                            "--device", "cpu"] + common)
@@ -158,7 +158,7 @@ def _copy_store(made, tmp_path: Path) -> Path:
 @pytest.mark.parametrize("sig_name", SIGNALS)
 def test_get_data_stops_mid_generation_with_its_worker_processes(sig_name, tmp_path, clearml_cache_dir):
     out = tmp_path / "outputs"
-    args = ["--num-clips", "200", "--seed", "8", "--workers", "2", "--output-dir", str(out)]
+    args = ["--num-clips", "200", "--data-seed", "8", "--workers", "2", "--output-dir", str(out)]
     staged = lambda: sum(1 for _ in (out / "staging").rglob("*.wav")) >= 4  # noqa: E731
     ended = _stop("get_data.py", args, SIGNALS[sig_name][0], staged, tmp_path, clearml_cache_dir,
                   slow=("audioclf.synthetic", "_render", 0.2))
@@ -223,7 +223,7 @@ def test_the_offline_pipeline_stops_in_its_step_and_says_where_it_was(tmp_path, 
 def test_the_offline_search_stops_in_its_trial_and_starts_no_other(made, tmp_path, clearml_cache_dir):
     out = _copy_store(made, tmp_path)
     args = ["--offline", "--dataset-id", made["features"], "--trials", "3", "--epochs", "400", "--no-prune",
-            "--train-args", "--width 4 --device cpu", "--batch-size", "8", "--output-dir", str(out)]
+            "--training-args", "--width 4 --device cpu", "--batch-size", "8", "--output-dir", str(out)]
     checkpoint = lambda: any((out / "runs").glob("training-*/checkpoint.pt"))  # noqa: E731
     ended = _stop("optimize.py", args, signal.SIGTERM, checkpoint, tmp_path, clearml_cache_dir)
     _assert_stopped(ended, "SIGTERM", "training", "--resume")

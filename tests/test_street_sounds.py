@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from audioclf import street_sounds, synthetic
-from audioclf.sound_models import NYQ, active_rms
+from audioclf.sound_generators import NYQ, active_rms
 
 
 @pytest.mark.parametrize("kind", range(len(street_sounds.SOUNDS)))

@@ -21,7 +21,7 @@ from audioclf.store import LocalStore
 def features(tmp_path_factory):
     out = tmp_path_factory.mktemp("outputs")
     common = ["--offline", "--output-dir", str(out)]
-    raw = get_data.main(["--num-clips", "100", "--seed", "11", "--workers", "1"] + common)
+    raw = get_data.main(["--num-clips", "100", "--data-seed", "11", "--workers", "1"] + common)
     feats = preprocessing.main(["--dataset-id", raw["dataset_id"], "--device", "cpu", "--n-mels", "32",
                                 "--duration", "2"] + common)
     return {"out": out, "id": feats["dataset_id"], "common": common}
@@ -147,7 +147,7 @@ def test_dropout_of_one_or_more_is_a_usage_error(features, capsys):
 def _features_of(features, name: str, get_data_args: list[str], preprocessing_args: list[str]) -> str:
     out = features["out"]
     common = ["--offline", "--output-dir", str(out)]
-    raw = get_data.main(["--num-clips", "60", "--seed", "11", "--workers", "1", *get_data_args] + common)
+    raw = get_data.main(["--num-clips", "60", "--data-seed", "11", "--workers", "1", *get_data_args] + common)
     return preprocessing.main(["--dataset-id", raw["dataset_id"], "--device", "cpu", *preprocessing_args]
                               + common)["dataset_id"]
 

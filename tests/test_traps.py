@@ -104,10 +104,9 @@ def test_offline_queue_is_exit_2_naming_the_flag(no_session_left, capsys):
 
 
 def test_optimize_offline_queue_names_optimizer_queue(no_session_left, capsys):
-    err = _exit_2(capsys, lambda: optimize.main(["--offline", "--dataset-id", "local-x", "--optimizer-queue", "svc",
+    err = _exit_2(capsys, lambda: optimize.main(["--offline", "--dataset-id", "local-x", "--queue", "svc",
                                                  "--output-dir", str(no_session_left)]))
-    assert "--optimizer-queue svc needs a ClearML server" in err
-    assert "--queue svc" not in err.replace("--optimizer-queue svc", "")
+    assert "--queue svc needs a ClearML server" in err
 
 
 # --- predict.py on a file that is not a model ---------------------------------------------------------

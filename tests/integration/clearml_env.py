@@ -307,7 +307,7 @@ def datasets(user, names, tmp_path_factory):
     """get_data and preprocessing run online, once for the session: their outputs and task ids."""
     out = tmp_path_factory.mktemp("online-outputs")
     common = ["--project", names["project"], "--output-dir", str(out)]
-    raw = user.run("get_data.py", "--num-clips", "20", "--seed", "4", "--workers", "1", *common)
+    raw = user.run("get_data.py", "--num-clips", "20", "--data-seed", "4", "--workers", "1", *common)
     raw_id = output_of(raw, "raw dataset id:")
     feats = user.run("preprocessing.py", "--dataset-id", raw_id, "--device", "cpu", "--workers", "1", *common)
     return {"out": out, "common": common, "raw": raw_id, "raw_task": task_id_in(raw),

@@ -19,8 +19,9 @@ TRAIN = ["--epochs", "2", "--width", "4", "--device", "cpu"]
 
 
 def pipeline_args(agents, names, out, *extra: str) -> list[str]:
+    """The controller here unless ``extra`` has --queue (issue 35: --queue enqueues the script it is given to)."""
     return ["--project", names["project"], "--steps-queue", agents["cpu"], "--gpu-queue", agents["gpu"],
-            "--controller-queue", agents["services"], "--num-clips", "30", "--seed", "4", "--output-dir", str(out),
+            "--num-clips", "30", "--data-seed", "4", "--seed", "4", "--output-dir", str(out),
             "--device", "cpu", *TRAIN, *extra]
 
 
@@ -55,9 +56,9 @@ def test_queue_that_does_not_exist_is_refused_before_any_task_exists(user, names
 
 @pytest.fixture(scope="module")
 def local_pipeline(user, agents, names, tmp_path_factory):
-    """pipeline.py --local: the controller here, every step on the agents."""
+    """pipeline.py with no --queue: the controller here, every step on the agents."""
     out = tmp_path_factory.mktemp("pipeline-local")
-    done = user.run("pipeline.py", "--local", *pipeline_args(agents, names, out), timeout=900)
+    done = user.run("pipeline.py", *pipeline_args(agents, names, out), timeout=900)
     return {"done": done, "out": out}
 
 
@@ -113,7 +114,8 @@ def test_a_model_from_a_pipeline_step_predicts_from_another_home(local_pipeline,
 def test_pipeline_on_a_services_agent_fans_out_folds_and_reuses_the_cached_data_steps(user, agents, names,
                                                                                        local_pipeline, tmp_path):
     first = _summary_ids(local_pipeline["done"].stdout)
-    done = user.run("pipeline.py", *pipeline_args(agents, names, tmp_path, "--folds", "9,10"))
+    done = user.run("pipeline.py", *pipeline_args(agents, names, tmp_path, "--folds", "9,10", "--queue",
+                                                 agents["services"]))
     link = re.findall(r"follow it at \S*/tasks/([0-9a-f]{32})/", done.stdout)
     assert link, done.stdout
     controller = user.wait_for(link[-1], timeout=900)

@@ -13,7 +13,7 @@ from clearml_env import task_id_in
 def test_three_trials_on_an_agent_the_best_by_validation_accuracy(user, agents, datasets):
     done = user.run("optimize.py", "--dataset-id", datasets["features"], "--trials-queue", agents["gpu"],
                     "--trials", "3",
-                    "--epochs", "2", "--batch-size", "8,16", "--train-args", "--width 4 --device cpu",
+                    "--epochs", "2", "--batch-size", "8,16", "--training-args", "--width 4 --device cpu",
                     "--concurrent", "1", "--poll-seconds", "3", "--no-prune", *datasets["common"], timeout=900)
     assert "=== best trial ===" in done.stdout
     (optimizer,) = user.read({"task": task_id_in(done)})

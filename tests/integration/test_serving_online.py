@@ -215,7 +215,7 @@ def test_an_offline_run_pushed_to_the_server_is_served_by_the_model_id_push_offl
     """Issue 34, item 2: push_offline.py used to import the session and register no model: nothing to serve."""
     out = tmp_path / "offline-outputs"
     common = ["--offline", "--project", names["project"] + "/offline", "--output-dir", str(out)]
-    raw = user.run("get_data.py", "--num-clips", "20", "--seed", "6", "--workers", "1", *common)
+    raw = user.run("get_data.py", "--num-clips", "20", "--data-seed", "6", "--workers", "1", *common)
     feats = user.run("preprocessing.py", "--dataset-id", output_of(raw, "raw dataset id:"), "--device", "cpu",
                      "--workers", "1", *common)
     trained = user.run("training.py", "--dataset-id", output_of(feats, "features dataset id:"), *TRAIN, *common)

@@ -112,7 +112,7 @@ def test_datasets_are_named_after_their_data(user, datasets):
     assert raw["name"] == "UrbanSound8K raw (synthetic, 20 clips, seed 4)"
     assert features["name"] == "UrbanSound8K features (synthetic, 20 clips, seed 4)"
     (raw_task,) = user.read({"task": datasets["raw_task"]})
-    assert raw_task["name"] == "get_data synthetic num-clips=20 seed=4"
+    assert raw_task["name"] == "get_data synthetic num-clips=20 data-seed=4"
     (log,) = user.read({"task_log": datasets["raw_task"]})
     assert f"raw dataset id: {datasets['raw']}" in log, log[-2000:]
 
@@ -145,8 +145,8 @@ def pipeline_run(user, agents, names, tmp_path_factory):
     module's pipeline has data steps of these settings to reuse from the cache)."""
     out = tmp_path_factory.mktemp("pipeline-ui")
     done = user.run("pipeline.py", "--project", names["project"], "--pipeline-name", "ui pipeline",
-                    "--steps-queue", agents["cpu"], "--gpu-queue", agents["gpu"], "--controller-queue",
-                    agents["services"], "--num-clips", "24", "--seed", "4", "--epochs", "1", "--width", "4",
+                    "--steps-queue", agents["cpu"], "--gpu-queue", agents["gpu"], "--queue",
+                    agents["services"], "--num-clips", "24", "--data-seed", "4", "--seed", "4", "--epochs", "1", "--width", "4",
                     "--device", "cpu", "--output-dir", str(out), "--training-args", "--batch-size 8")
     link = re.findall(r"follow it at \S*/tasks/([0-9a-f]{32})/", done.stdout)
     assert link, done.stdout
@@ -174,7 +174,7 @@ def test_the_pipelines_data_is_a_dataset_of_its_own_not_a_version_of_other_data(
     (raw,) = user.read({"dataset": raw_id})
     assert raw["name"] == "UrbanSound8K raw (synthetic, 24 clips, seed 4)"
     assert raw["version"] == "1.0.0", "24 generated clips are not the next version of the 20-clip dataset"
-    assert steps["get_data"]["name"] == "get_data synthetic num-clips=24 seed=4"
+    assert steps["get_data"]["name"] == "get_data synthetic num-clips=24 data-seed=4"
     assert steps["training"]["name"] == "training cnn fold 10 width=4 epochs=1 batch-size=8 seed=4"
 
 

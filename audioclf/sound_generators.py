@@ -1,4 +1,4 @@
-"""Parametric sound models of the ten UrbanSound8K classes.
+"""Synthetic sound generators: one parametric model per UrbanSound8K class (the built-in data's sources).
 
 Each class has two halves:
 
