@@ -650,8 +650,8 @@ def launch(monkeypatch):
         checked.append(list(queues))
         return [], ["queue 'gpu' has no agent listening: start one with: clearml-agent daemon --queue gpu --gpus 0"]
 
-    pipe._task = create_autospec(Task, instance=True)
-    pipe._task.get_output_log_web_page.return_value = "https://app.example/projects/p/tasks/ctrl/output/log"
+    pipe.task = create_autospec(Task, instance=True)
+    pipe.task.get_output_log_web_page.return_value = "https://app.example/projects/p/tasks/ctrl/output/log"
     results = {"pipeline": {"status": "completed", "url": "https://app.example/tasks/ctrl/"},
                "get_data": {"dataset_id": "raw-1", "status": "completed", "url": "u1"},
                "preprocessing": {"dataset_id": "feat-1", "status": "completed", "url": "u2"},
