@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from audioclf import atomic, crossval, evaluation, metadata, naming, plots, stopping, tracking
+from audioclf import atomic, crossval, evaluation, metadata, naming, plots, stopping, sync, tracking
 from audioclf.device import device_before_work, resolve_device
 from audioclf.errors import UserError
 from audioclf.export import EXPORT_FORMATS, export_file
@@ -406,7 +406,7 @@ def _register_model(run: tracking.Run, model_path, name: str, metrics: dict, fea
     model's tags (tracking.SERVING_TAG on a run's final model, for serve.py --auto-update)."""
     if run.offline:
         # What push_offline.py needs to register it as it would have been online (audioclf/sync.py).
-        run.artifact(f"model{tag}", model_path, metadata=offline_model_metadata(name, tags or [], publish))
+        run.artifact(f"model{tag}", model_path, metadata=sync.offline_model_metadata(name, tags or [], publish))
         return None
     from clearml import OutputModel
 
@@ -424,12 +424,6 @@ def _register_model(run: tracking.Run, model_path, name: str, metrics: dict, fea
     if publish:
         output_model.publish()
     return output_model.id
-
-
-def offline_model_metadata(name: str, tags: list[str], publish: bool) -> dict[str, str]:
-    """Kept with an offline run's model artifact: the name, tags and publication the model gets online, which
-    push_offline.py gives it when it registers the model (audioclf.sync.register_models)."""
-    return {"model_name": name, "model_tags": json.dumps(list(tags)), "model_publish": json.dumps(bool(publish))}
 
 
 def model_metadata(metrics: dict, feature_config: dict) -> dict[str, dict[str, str]]:

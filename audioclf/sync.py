@@ -102,10 +102,7 @@ MODEL_ARTIFACT = re.compile(r"^model(?:_fold(\d+))?$")  # training.py's model fi
 def session_models(session: Path) -> dict[str, tuple[Path, int | None]]:
     """The model files an offline training session holds: artifact name -> (file, cross-validation fold or None).
     A zip is read from the folder it was made from when that is still there, else extracted by the caller."""
-    try:
-        exported = json.loads((session / "task.json").read_text())
-    except (OSError, ValueError):
-        return {}
+    exported = _exported_task(session)
     offline_folder = Path(exported.get("offline_folder") or session)
     found = {}
     for artifact in (exported.get("execution") or {}).get("artifacts") or []:
@@ -121,17 +118,20 @@ def session_models(session: Path) -> dict[str, tuple[Path, int | None]]:
     return found
 
 
+def offline_model_metadata(name: str, tags: list[str], publish: bool) -> dict[str, str]:
+    """Kept with an offline run's model artifact (training.py): the name, tags and publication the model gets
+    online, which register_models gives it."""
+    return {"model_name": name, "model_tags": json.dumps(list(tags)), "model_publish": json.dumps(bool(publish))}
+
+
 def session_model_settings(session: Path) -> dict[str, dict]:
     """artifact name -> the name, tags and publication training.py gives the model online ({"name", "tags",
-    "publish"}), as it kept them with the offline artifact (training.offline_model_metadata). A session made
-    before they were kept: "audio classifier" (+ " fold N"), the serving tag on a run's final model."""
-    try:
-        exported = json.loads((session / "task.json").read_text())
-    except (OSError, ValueError):
-        exported = {}
-    kept = {}
-    for artifact in (exported.get("execution") or {}).get("artifacts") or []:
-        kept[str(artifact.get("key"))] = dict(artifact.get("display_data") or [])  # [[key, value], ...]
+    "publish"}), as offline_model_metadata kept them with the artifact. A session made before they were kept:
+    "audio classifier" (+ " fold N"), the serving tag on a run's final model."""
+    from .tracking import SERVING_TAG
+
+    kept = {str(artifact.get("key")): dict(artifact.get("display_data") or [])  # [[key, value], ...]
+            for artifact in (_exported_task(session).get("execution") or {}).get("artifacts") or []}
     settings = {}
     for key, (_, fold) in session_models(session).items():
         values = kept.get(key, {})
@@ -139,11 +139,17 @@ def session_model_settings(session: Path) -> dict[str, dict]:
             settings[key] = {"name": values["model_name"], "tags": json.loads(values.get("model_tags", "[]")),
                              "publish": json.loads(values.get("model_publish", "false"))}
         else:
-            from .tracking import SERVING_TAG
-
             settings[key] = {"name": "audio classifier" + ("" if fold is None else f" fold {fold}"),
                              "tags": [SERVING_TAG] if fold is None else [], "publish": False}
     return settings
+
+
+def _exported_task(session: Path) -> dict:
+    """An offline session's task.json ({} when it has none or it does not parse)."""
+    try:
+        return json.loads((session / "task.json").read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 def register_models(session: Path, task_id: str) -> dict[str, str]:
