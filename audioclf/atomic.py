@@ -42,6 +42,18 @@ def is_temporary(path: Path | str) -> bool:
     return TMP_MARK in Path(path).name
 
 
+def remove_temporaries(folder: Path | str) -> list[Path]:
+    """Remove the temporary files under ``folder`` (those of writers that were killed) and return them; only
+    for a folder no other process writes to."""
+    removed = []
+    for path in Path(folder).rglob(f"*{TMP_MARK}*") if Path(folder).is_dir() else ():
+        if path.is_file() and is_temporary(path):
+            with contextlib.suppress(OSError):
+                path.unlink()
+                removed.append(path)
+    return removed
+
+
 def fsync_dir(folder: Path) -> None:
     """Make a rename in ``folder`` durable (best effort: not every file system allows it)."""
     with contextlib.suppress(OSError):

@@ -17,12 +17,16 @@ needed there; the atomic writes keep every file whole.
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
+import multiprocessing.pool
 import os
 import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
+from . import atomic
 from .errors import Interrupted, signal_name
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -52,16 +56,41 @@ def install() -> None:
             signal.signal(sig, _handler)
 
 
+@contextlib.contextmanager
+def worker_pool(workers: int, writes_in: Path) -> Iterator[multiprocessing.pool.Pool]:
+    """A pool of ``workers`` processes for the block, which write their files (atomically) under ``writes_in``.
+
+    When the block ends normally the workers are told there is no more work and exit on their own; when it
+    ends by an exception (a stop, an error) they are killed at once, without finishing the queued jobs, and
+    the temporary files they leave under ``writes_in`` are removed: the caller must hold that folder alone.
+
+    The workers come from a fork server, not forked from this process: a process running a ClearML task must
+    not fork workers. ClearML (2.1.12, clearml/binding/environ_bind.py, ``PatchOsFork``) turns every forked
+    child into a copy of the task that shuts it down again when the child exits, over multiprocessing locks and
+    events the child shares with this process; with forked workers get_data hung for ever closing its own task,
+    blocked on such a lock (``Artifacts.stop`` -> ``SafeEvent.set``), in about one run in ten on a loaded
+    machine. The fork server is a fresh interpreter that imports the script once; it and its workers never hold
+    the task. No signal ends a pool that finished: with ``Pool.terminate`` at the end of every block, a worker
+    waiting for its next job once outlived the SIGTERM that a handler was to turn into SystemExit (1 run in 39),
+    and the parent waited for it for ever; in a worker SIGTERM now keeps its default action (``worker_init``)."""
+    pool = multiprocessing.get_context("forkserver").Pool(workers, initializer=worker_init)
+    try:
+        yield pool
+    except BaseException:
+        pool.terminate()
+        atomic.remove_temporaries(writes_in)
+        raise
+    pool.close()
+    pool.join()
+
+
 def worker_init() -> None:
     """Initializer of a worker process: Ctrl-C in a terminal reaches every process of the group, and only the
-    main process decides (it ends the workers); SIGTERM, which the main process sends its workers when it
-    stops, ends a worker through SystemExit, so that a file it was writing is removed, never left half."""
+    main process decides (it ends the workers); SIGTERM, which ``Pool.terminate`` sends, ends a worker at once
+    wherever it is (the kernel's default action; a file it was writing is left under a temporary name, which
+    ``worker_pool`` removes)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, _exit_worker)
-
-
-def _exit_worker(signum, frame) -> None:
-    raise SystemExit(128 + signum)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def exit_status(exc: BaseException) -> int:

@@ -37,7 +37,6 @@ from __future__ import annotations
 import io
 import json
 import math
-import multiprocessing
 import shutil
 from functools import cache, lru_cache
 from pathlib import Path
@@ -330,9 +329,8 @@ def generate_dataset(root: Path | str, num_clips: int = 1000, seed: int = 0, wor
     bar = tqdm(total=len(jobs), desc="synthesising clips", unit="clip", disable=not progress)
     with bar:
         if workers > 1:
-            # multiprocessing.Pool, not a ProcessPoolExecutor: leaving its block ends the workers at once, so a
-            # stopped run does not first render every queued clip; the workers leave Ctrl-C to this process.
-            with multiprocessing.Pool(workers, initializer=stopping.worker_init) as pool:
+            # a stop or an error ends the workers at once; they leave Ctrl-C to this process (stopping.worker_pool)
+            with stopping.worker_pool(workers, writes_in=root / "audio") as pool:
                 for _ in pool.imap(_render, jobs, chunksize=4):
                     bar.update()
         else:

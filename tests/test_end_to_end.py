@@ -278,3 +278,33 @@ def test_a_clip_that_does_not_decode_is_skipped_and_reported(tmp_path):
     assert skipped["filepath"].tolist() == [victim]
     index = store.get(feats["dataset_id"]).read_table("features.csv")
     assert victim not in set(index["filepath"])
+
+
+_POOL_IN_A_SESSION = """
+import os, sys, tempfile
+from clearml import Task
+from audioclf import stopping
+Task.set_offline(True)
+task = Task.init(project_name="audioclf-tests", task_name="a pool inside a session")
+parents = set()
+for _ in range(3):
+    with stopping.worker_pool(2, writes_in=tempfile.mkdtemp()) as pool:
+        parents |= set(pool.starmap(os.getppid, [()] * 8))
+print("session", os.getpid(), "worker parents", *sorted(parents))
+task.close()
+"""
+
+
+def test_worker_processes_are_not_forked_from_a_running_clearml_session(tmp_path):
+    """ClearML makes a child forked from a process running a task a copy of that task, which shuts it down at
+    its exit over locks shared with the parent; get_data hung closing its task about one run in ten so. The
+    clip workers of a run come from a fork server instead, and the session closes."""
+    env = {**__import__("os").environ, "HOME": str(tmp_path), "CLEARML_CACHE_DIR": str(tmp_path / "cache"),
+           "PYTHONPATH": str(REPO)}
+    env.pop("CLEARML_PROC_MASTER_ID", None)
+    done = subprocess.run([sys.executable, "-c", _POOL_IN_A_SESSION], capture_output=True, text=True, cwd=tmp_path,
+                          env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    (line,) = [line for line in done.stdout.splitlines() if line.startswith("session ")]
+    session_pid, _, parents = line.removeprefix("session ").partition(" worker parents ")
+    assert parents and session_pid not in parents.split(), line

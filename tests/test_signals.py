@@ -1,8 +1,8 @@
 """Issue 34, item 1: SIGTERM and SIGINT stop every stage, the offline pipeline, the search and predict.py mid-work.
 
 Each script runs as a subprocess, as `kill PID`, `timeout`, systemd or a terminal's Ctrl-C would meet it, on tiny
-generated data. The work is slowed down where it would otherwise end before the signal (a wrapper replaces one
-function with a slower one that first touches a marker file), and the signal is sent once the marker or a first
+generated data. The work is slowed down where it would otherwise end before the signal (a sitecustomize replaces
+one function with a slower one that first touches a marker file), and the signal is sent once the marker or a first
 checkpoint exists. Then: the process ends within seconds with 143 (SIGTERM) or 130 (SIGINT) and one line saying
 what was kept and how to resume, no traceback; its worker processes are gone; nothing is half written (no dataset
 appears, no temporary file is left, every file under its final name loads); the offline session records the run
@@ -39,11 +39,13 @@ CLIPS = 30
 BOUND_S = 20.0  # "within a few seconds" on a loaded 2-core machine: the stops below take 1-5 s
 SIGNALS = {"SIGTERM": (signal.SIGTERM, 143), "SIGINT": (signal.SIGINT, 130)}
 
-# Runs a script with one function (a dotted path in a module) replaced by a slower one that first touches a
-# marker file: a signal sent once the marker exists reaches the run mid-work on any machine.
+# Slows one function (a dotted path in a module) down in every interpreter of a run: the script, and the fork
+# server and worker processes it starts (they do not inherit its memory: stopping.worker_pool), through a
+# sitecustomize module on PYTHONPATH. The slower function first touches a marker file: a signal sent once the
+# marker exists reaches the run mid-work on any machine.
 _SLOWED = """
-import functools, importlib, pathlib, runpy, sys, time
-module, path, delay, marker = sys.argv[1:5]
+import functools, importlib, os, pathlib, time
+module, path, delay, marker = os.environ["AUDIOCLF_TEST_SLOWED"].split("|")
 owner = importlib.import_module(module)
 *parents, name = path.split(".")
 for part in parents:
@@ -55,8 +57,6 @@ def slowed(*args, **kwargs):
     time.sleep(float(delay))
     return original(*args, **kwargs)
 setattr(owner, name, slowed)
-sys.argv = sys.argv[5:]
-runpy.run_path(sys.argv[0], run_name="__main__")
 """
 
 
@@ -82,9 +82,15 @@ def _stop(script: str, args: list[str], sig: int, ready, tmp_path: Path, clearml
     """Start ``script`` (with ``slow`` = (module, function, seconds) slowed down), send ``sig`` once ``ready()``
     holds or the slowed function has been called, and return how it ended."""
     marker = tmp_path / "slowed-was-called"
-    prefix = ["-c", _SLOWED, slow[0], slow[1], str(slow[2]), str(marker)] if slow else []
+    env = _env()
+    if slow:
+        site = tmp_path / "slowed-site"
+        site.mkdir()
+        (site / "sitecustomize.py").write_text(_SLOWED)
+        env.update(AUDIOCLF_TEST_SLOWED=f"{slow[0]}|{slow[1]}|{slow[2]}|{marker}",
+                   PYTHONPATH=os.pathsep.join([str(site), str(REPO)]))
     before = _sessions(clearml_cache_dir)
-    process = subprocess.Popen([sys.executable, *prefix, str(REPO / script), *args], cwd=REPO, env=_env(),
+    process = subprocess.Popen([sys.executable, str(REPO / script), *args], cwd=REPO, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                preexec_fn=_terminal_sigint)
     deadline = time.monotonic() + timeout
@@ -248,3 +254,28 @@ def test_predict_stops_mid_file_and_writes_no_results(made, tmp_path, clearml_ca
     assert ended["elapsed"] < BOUND_S
     assert not output.exists() and not _temporary_files(tmp_path)
     assert not ended["sessions"], "predict.py records no ClearML session"
+
+
+# ----------------------------------------------------------------------------- the worker pool itself
+def test_a_stopped_worker_pool_ends_busy_and_idle_workers_at_once_and_removes_their_temporaries(tmp_path):
+    """A stop (any exception) in a worker_pool block kills its workers wherever they are, one in a long job and
+    one waiting for work, and removes the temporary files killed writers leave; the exception goes on."""
+    from audioclf import stopping
+
+    left = atomic.temporary_name(tmp_path / "fold1" / "clip.wav")
+    left.parent.mkdir()
+    left.write_bytes(b"half a clip")
+    kept = tmp_path / "fold1" / "whole.wav"
+    kept.write_bytes(b"a whole clip")
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        with stopping.worker_pool(2, writes_in=tmp_path) as pool:
+            workers = {pid for pid in pool.starmap(os.getpid, [()] * 8)}
+            pool.apply_async(time.sleep, (120,))
+            time.sleep(1.0)
+            raise KeyboardInterrupt
+    assert time.monotonic() - started < BOUND_S
+    assert not [pid for pid in workers if psutil.pid_exists(pid)
+                and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE], "a worker outlived its pool"
+    assert not left.exists() and kept.read_bytes() == b"a whole clip"
+
