@@ -281,14 +281,14 @@ def test_a_clip_that_does_not_decode_is_skipped_and_reported(tmp_path):
 
 
 _POOL_IN_A_SESSION = """
-import os, sys, tempfile
+import os, sys
 from clearml import Task
 from audioclf import stopping
 Task.set_offline(True)
 task = Task.init(project_name="audioclf-tests", task_name="a pool inside a session")
 parents = set()
 for _ in range(3):
-    with stopping.worker_pool(2, writes_in=tempfile.mkdtemp()) as pool:
+    with stopping.worker_pool(2, writes_in=os.getcwd()) as pool:
         parents |= set(pool.starmap(os.getppid, [()] * 8))
 print("session", os.getpid(), "worker parents", *sorted(parents))
 task.close()
