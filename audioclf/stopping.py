@@ -73,7 +73,8 @@ def worker_pool(workers: int, writes_in: Path) -> Iterator[multiprocessing.pool.
     the task. No signal ends a pool that finished: with ``Pool.terminate`` at the end of every block, a worker
     waiting for its next job once outlived the SIGTERM that a handler was to turn into SystemExit (1 run in 39),
     and the parent waited for it for ever; in a worker SIGTERM now keeps its default action (``worker_init``)."""
-    pool = multiprocessing.get_context("forkserver").Pool(workers, initializer=worker_init)
+    start = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"  # Windows: spawn
+    pool = multiprocessing.get_context(start).Pool(workers, initializer=worker_init)
     try:
         yield pool
     except BaseException:
